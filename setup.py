@@ -1,0 +1,39 @@
+"""Packaging for sklearn_epi."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="sklearn_epi",
+    version="0.1.0",
+    description="Emergent property inference (EPI) as a scikit-learn estimator",
+    long_description=Path(__file__).with_name("README.rst").read_text(encoding="utf-8"),
+    long_description_content_type="text/x-rst",
+    license="MIT",
+    packages=find_packages(include=["sklearn_epi", "sklearn_epi.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        # TensorFlow and TFP are released in lock-step: TFP 0.25 is built
+        # against TF 2.18 and imports Keras 2 through tf-keras.
+        "tensorflow>=2.18,<2.19",
+        "tf-keras>=2.18,<2.19",
+        "tensorflow-probability>=0.25,<0.26",
+        "scikit-learn>=1.6",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "pandas>=2.0",
+        "matplotlib>=3.7",
+        "joblib>=1.3",
+        "tqdm>=4.60",
+    ],
+    extras_require={
+        "test": ["pytest>=7"],
+    },
+    entry_points={"console_scripts": ["sklearn-epi-demo=sklearn_epi.__main__:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Intended Audience :: Science/Research",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

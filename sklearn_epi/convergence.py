@@ -1,0 +1,95 @@
+"""Statistical tests of the augmented Lagrangian fit (plain NumPy).
+
+All functions take batches of constraint violations computed on fresh
+samples of q and decide: has the emergent property been reached
+(:func:`constraint_pvalues`), how large is the entropy
+(:func:`entropy_estimate`), and should the penalty grow
+(:func:`penalty_should_grow`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["constraint_pvalues", "is_converged", "entropy_estimate", "penalty_should_grow"]
+
+
+def constraint_pvalues(R_batches: np.ndarray) -> np.ndarray:
+    r"""Two-sided non-parametric p-values of :math:`R_i = 0`, one per constraint.
+
+    Given ``B`` independent batch estimates :math:`\hat R_i^{(b)}` of each
+    constraint violation, the p-value is
+    :math:`2 \min(\hat P(R_i > 0), \hat P(R_i < 0))` with the probabilities
+    estimated as fractions of the batches (the paper's test, Methods,
+    "Augmented lagrangian optimization").
+
+    Parameters
+    ----------
+    R_batches : ndarray of shape (B, m)
+
+    Returns
+    -------
+    ndarray of shape (m,)
+        p-values in [0, 1].
+    """
+    R_batches = np.asarray(R_batches, dtype=float)
+    above = np.mean(R_batches > 0, axis=0)
+    below = np.mean(R_batches < 0, axis=0)
+    return np.minimum(1.0, 2.0 * np.minimum(above, below))
+
+
+def is_converged(pvalues: np.ndarray, alpha: float) -> bool:
+    """Whether every constraint passes at the Bonferroni level ``alpha / m``."""
+    pvalues = np.asarray(pvalues)
+    return bool(np.all(pvalues > alpha / pvalues.size))
+
+
+def entropy_estimate(log_q: np.ndarray) -> tuple[float, float]:
+    r"""Monte Carlo entropy :math:`H = -\mathbb{E}_q[\log q]` and its standard error.
+
+    Parameters
+    ----------
+    log_q : ndarray of shape (n,)
+        Log densities of independent samples of q.
+
+    Returns
+    -------
+    entropy, standard_error : float
+    """
+    log_q = np.asarray(log_q, dtype=float)
+    return float(-log_q.mean()), float(log_q.std(ddof=1) / np.sqrt(log_q.size))
+
+
+def penalty_should_grow(
+    norms: np.ndarray, previous_norms: np.ndarray, gamma: float, rng: np.random.Generator
+) -> tuple[bool, float]:
+    r"""The paper's randomised rule for multiplying the penalty ``c`` by ``beta``.
+
+    Tests :math:`H_0: \mathbb{E}\|R_{k}\| \le \gamma\,\mathbb{E}\|R_{k-1}\|`
+    (the violation shrank by the factor ``gamma``) against the one-sided
+    alternative with Welch's t-test on batch norms; ``c`` grows with
+    probability ``1 - p``. A violation that clearly failed to shrink gives
+    ``p`` near 0 and almost surely a larger penalty.
+
+    Parameters
+    ----------
+    norms, previous_norms : ndarray of shape (B,)
+        Batch estimates of ``||R||`` after this epoch and after the previous.
+    gamma : float
+        Required reduction factor, in (0, 1).
+    rng : numpy.random.Generator
+        The fit's own generator, so the decision is reproducible.
+
+    Returns
+    -------
+    grow : bool
+    pvalue : float
+    """
+    norms = np.asarray(norms, dtype=float)
+    scaled = gamma * np.asarray(previous_norms, dtype=float)
+    if np.ptp(norms) == 0 and np.ptp(scaled) == 0:
+        pvalue = 0.0 if norms[0] > scaled[0] else 1.0
+    else:
+        pvalue = float(stats.ttest_ind(norms, scaled, equal_var=False, alternative="greater").pvalue)
+    return bool(rng.uniform() < 1.0 - pvalue), pvalue

@@ -1,0 +1,65 @@
+"""Convergence test, entropy estimate and penalty rule on known inputs."""
+
+import numpy as np
+import pytest
+
+from sklearn_epi.convergence import (
+    constraint_pvalues,
+    entropy_estimate,
+    is_converged,
+    penalty_should_grow,
+)
+
+
+def test_pvalue_is_twice_the_smaller_tail_fraction():
+    R = np.array([[1.0, -1.0], [1.0, 1.0], [-1.0, 1.0], [1.0, 1.0]])
+    np.testing.assert_allclose(constraint_pvalues(R), [0.5, 0.5])
+
+
+def test_all_batches_on_one_side_give_p_zero():
+    R = np.full((200, 3), 0.1)
+    np.testing.assert_array_equal(constraint_pvalues(R), [0.0, 0.0, 0.0])
+
+
+def test_symmetric_noise_gives_large_pvalues():
+    R = np.random.default_rng(0).normal(size=(200, 2))
+    assert (constraint_pvalues(R) > 0.5).all()
+
+
+def test_bonferroni_threshold_is_alpha_over_m():
+    # m = 4, alpha = 0.05: threshold 0.0125.
+    assert is_converged(np.array([0.013, 0.5, 0.5, 0.5]), 0.05)
+    assert not is_converged(np.array([0.012, 0.5, 0.5, 0.5]), 0.05)
+
+
+def test_entropy_estimate_of_standard_normal():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=200_000)
+    log_q = -0.5 * x**2 - 0.5 * np.log(2 * np.pi)
+    H, se = entropy_estimate(log_q)
+    assert abs(H - 0.5 * np.log(2 * np.pi * np.e)) < 4 * se
+    assert 0 < se < 0.01
+
+
+def test_penalty_grows_when_violation_did_not_shrink():
+    rng = np.random.default_rng(0)
+    same = np.random.default_rng(1).normal(1.0, 0.01, size=200)
+    grow, p = penalty_should_grow(same, same, gamma=0.25, rng=rng)
+    assert grow and p < 1e-6
+
+
+def test_penalty_stays_when_violation_shrank_far_below_gamma():
+    rng = np.random.default_rng(0)
+    before = np.random.default_rng(1).normal(1.0, 0.01, size=200)
+    after = np.random.default_rng(2).normal(0.01, 0.001, size=200)
+    grow, p = penalty_should_grow(after, before, gamma=0.25, rng=rng)
+    assert not grow and p > 1 - 1e-6
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_penalty_decision_is_reproducible_from_the_rng(seed):
+    a = np.random.default_rng(3).normal(0.25, 0.05, size=200)
+    b = np.random.default_rng(4).normal(1.0, 0.05, size=200)
+    first = penalty_should_grow(a, b, 0.25, np.random.default_rng(seed))
+    second = penalty_should_grow(a, b, 0.25, np.random.default_rng(seed))
+    assert first == second
