@@ -91,5 +91,7 @@ def penalty_should_grow(
     if np.ptp(norms) == 0 and np.ptp(scaled) == 0:
         pvalue = 0.0 if norms[0] > scaled[0] else 1.0
     else:
-        pvalue = float(stats.ttest_ind(norms, scaled, equal_var=False, alternative="greater").pvalue)
+        pvalue = float(
+            stats.ttest_ind(norms, scaled, equal_var=False, alternative="greater").pvalue
+        )
     return bool(rng.uniform() < 1.0 - pvalue), pvalue

@@ -201,10 +201,21 @@ class EPIEstimator(BaseEstimator):
         workers = min(effective_n_jobs(self.n_jobs), self.n_seeds)
         threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
         spec = SeedSpec(
-            flow=flow, support=support, statistic=self.statistic, mu=mu, sigma2=sigma2,
-            constraint_names=names, al=al, init_mean=init_mean, init_std=init_std,
-            alpha=float(self.alpha), n_test=int(n_test), n_test_batches=_N_TEST_BATCHES,
-            dtype=self.dtype, jit_compile=bool(self.jit_compile), verbose=int(self.verbose),
+            flow=flow,
+            support=support,
+            statistic=self.statistic,
+            mu=mu,
+            sigma2=sigma2,
+            constraint_names=names,
+            al=al,
+            init_mean=init_mean,
+            init_std=init_std,
+            alpha=float(self.alpha),
+            n_test=int(n_test),
+            n_test_batches=_N_TEST_BATCHES,
+            dtype=self.dtype,
+            jit_compile=bool(self.jit_compile),
+            verbose=int(self.verbose),
             threads=threads,
         )
         start = time.perf_counter()
@@ -248,7 +259,9 @@ class EPIEstimator(BaseEstimator):
             raise TypeError(f"init must be None or a dict with 'mean'/'std'; got {self.init!r}")
         unknown = set(self.init) - {"mean", "std"}
         if unknown:
-            raise ValueError(f"init accepts the keys 'mean' and 'std'; got unknown {sorted(unknown)}")
+            raise ValueError(
+                f"init accepts the keys 'mean' and 'std'; got unknown {sorted(unknown)}"
+            )
         D = support.dim
         for key, target in (("mean", mean), ("std", std)):
             if key not in self.init:
@@ -413,7 +426,9 @@ class EPIEstimator(BaseEstimator):
         if Z.ndim == 1 and D == 1:
             Z = Z[:, None]
         if Z.ndim != 2 or Z.shape[1] != D:
-            raise ValueError(f"Z must have shape (n, {D}) (one column per parameter); got {Z.shape}")
+            raise ValueError(
+                f"Z must have shape (n, {D}) (one column per parameter); got {Z.shape}"
+            )
         # Inside-ness is judged after rounding to the model's dtype: a point
         # that rounds onto a bound has density zero there.
         rounded = Z.astype(tf.as_dtype(self.dtype).as_numpy_dtype)
@@ -511,7 +526,9 @@ def _resolve_al_params(al_params) -> ALParams:
                 f"al_params has unknown fields {unknown}; valid fields are {sorted(valid)}"
             )
         return ALParams(**al_params)
-    raise TypeError(f"al_params must be an ALParams, a dict or None; got {type(al_params).__name__}")
+    raise TypeError(
+        f"al_params must be an ALParams, a dict or None; got {type(al_params).__name__}"
+    )
 
 
 def _check_int(value, name, minimum):

@@ -38,13 +38,10 @@ class _FlowSpec(BaseEstimator):
         for field in self._integer_fields:
             value = getattr(self, field)
             if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-                raise ValueError(
-                    f"flow.{field} must be an integer >= 1; got {value!r}"
-                )
+                raise ValueError(f"flow.{field} must be an integer >= 1; got {value!r}")
         if self.elementwise not in ("affine", "spline"):
             raise ValueError(
-                "flow.elementwise must be 'affine' or 'spline'; got "
-                f"{self.elementwise!r}"
+                "flow.elementwise must be 'affine' or 'spline'; got " f"{self.elementwise!r}"
             )
         if self.elementwise == "spline" and self.num_bins < 2:
             raise ValueError(f"flow.num_bins must be >= 2 for splines; got {self.num_bins}")
@@ -133,17 +130,27 @@ class RealNVP(_FlowSpec):
         transformed = dim - num_masked
         per_dim = _params_per_dim(self)
         conditioner = _MLP(
-            num_masked, transformed * per_dim, self.num_layers, self.num_units, rng,
-            dtype, name=f"coupling_{index}",
+            num_masked,
+            transformed * per_dim,
+            self.num_layers,
+            self.num_units,
+            rng,
+            dtype,
+            name=f"coupling_{index}",
         )
         elementwise = _elementwise_from(self, per_dim)
-        return tfb.RealNVP(
-            num_masked=num_masked,
-            bijector_fn=lambda x, output_units, **_: elementwise(
-                tf.reshape(conditioner(x), tf.concat([tf.shape(x)[:-1], [output_units, per_dim]], 0))
+        return (
+            tfb.RealNVP(
+                num_masked=num_masked,
+                bijector_fn=lambda x, output_units, **_: elementwise(
+                    tf.reshape(
+                        conditioner(x), tf.concat([tf.shape(x)[:-1], [output_units, per_dim]], 0)
+                    )
+                ),
+                name=f"real_nvp_{index}",
             ),
-            name=f"real_nvp_{index}",
-        ), conditioner
+            conditioner,
+        )
 
 
 class MAF(_FlowSpec):
@@ -190,11 +197,16 @@ class MAF(_FlowSpec):
 
     def _stage(self, dim, rng, dtype, index):
         per_dim = _params_per_dim(self)
-        made = _MADE(dim, per_dim, self.num_layers, self.num_units, rng, dtype, name=f"made_{index}")
+        made = _MADE(
+            dim, per_dim, self.num_layers, self.num_units, rng, dtype, name=f"made_{index}"
+        )
         elementwise = _elementwise_from(self, per_dim)
-        return tfb.MaskedAutoregressiveFlow(
-            bijector_fn=lambda x, **_: elementwise(made(x)), name=f"maf_{index}"
-        ), made
+        return (
+            tfb.MaskedAutoregressiveFlow(
+                bijector_fn=lambda x, **_: elementwise(made(x)), name=f"maf_{index}"
+            ),
+            made,
+        )
 
 
 def _params_per_dim(spec) -> int:
@@ -252,8 +264,13 @@ class _MLP(tf.Module):
 
     def __call__(self, x):
         h = x
-        for w, b in zip(self.weights, self.biases):
-            h = tf.tanh(tf.matmul(h, w) + b)
+        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
+            if layer == 0 and w.shape[0] == 0:
+                # D = 1 couplings condition on nothing; oneDNN aborts on a
+                # matmul with an empty inner dimension, so skip it.
+                h = tf.tanh(tf.broadcast_to(b, tf.stack([tf.shape(x)[0], tf.shape(b)[0]])))
+            else:
+                h = tf.tanh(tf.matmul(h, w) + b)
         return tf.matmul(h, self.out_weight) + self.out_bias
 
 

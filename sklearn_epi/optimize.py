@@ -102,9 +102,7 @@ class ALParams(BaseEstimator):
 
         def count(name, value, minimum):
             if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
-                raise ValueError(
-                    f"al_params.{name} must be an integer >= {minimum}; got {value!r}"
-                )
+                raise ValueError(f"al_params.{name} must be an integer >= {minimum}; got {value!r}")
 
         positive("c0", self.c0)
         positive("lr", self.lr)
@@ -267,10 +265,14 @@ class _Objective(tf.Module):
                 R = 0.5 * (R1 + R2)
                 # E[R1 . R2] = ||E R||^2 for independent halves, so this one
                 # backward pass gives an unbiased gradient of (c/2)||R||^2.
-                loss = -H + tf.tensordot(self.eta, R, 1) + self.c * tf.tensordot(
-                    R1, tf.stop_gradient(R2), 1
+                loss = (
+                    -H
+                    + tf.tensordot(self.eta, R, 1)
+                    + self.c * tf.tensordot(R1, tf.stop_gradient(R2), 1)
                 )
-            grads = tape.gradient(loss, variables)
+            grads = tape.gradient(
+                loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
             finite = self._apply_if_finite(loss, grads)
             all_finite = tf.logical_and(all_finite, finite)
             cost = -H + tf.tensordot(self.eta, R, 1) + 0.5 * self.c * tf.reduce_sum(R * R)
@@ -288,11 +290,15 @@ class _Objective(tf.Module):
             with tf.GradientTape() as tape:
                 z, log_q = self.flow.sample_and_log_prob(self.batch, seed=self._next_seed())
                 u = (z - self.init_mean) / self.init_std
-                log_n = -0.5 * tf.reduce_sum(u * u, axis=1) - tf.reduce_sum(
-                    tf.math.log(self.init_std)
-                ) - 0.5 * self.flow.dim * np.log(2 * np.pi)
+                log_n = (
+                    -0.5 * tf.reduce_sum(u * u, axis=1)
+                    - tf.reduce_sum(tf.math.log(self.init_std))
+                    - 0.5 * self.flow.dim * np.log(2 * np.pi)
+                )
                 loss = tf.reduce_mean(log_q - log_n)
-            grads = tape.gradient(loss, variables)
+            grads = tape.gradient(
+                loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+            )
             all_finite = tf.logical_and(all_finite, self._apply_if_finite(loss, grads))
             total += loss
         return total / tf.cast(num_steps, dtype), all_finite
@@ -307,15 +313,19 @@ def _compile(objective: _Objective, jit_compile: bool):
     """tf.functions for the three loops; XLA first, plain graphs as fallback."""
     sig_steps = [tf.TensorSpec([], tf.int32)]
     return {
-        "train": tf.function(objective.train_steps, input_signature=sig_steps, jit_compile=jit_compile),
-        "init": tf.function(objective.init_steps, input_signature=sig_steps, jit_compile=jit_compile),
+        "train": tf.function(
+            objective.train_steps, input_signature=sig_steps, jit_compile=jit_compile
+        ),
+        "init": tf.function(
+            objective.init_steps, input_signature=sig_steps, jit_compile=jit_compile
+        ),
         "evaluate": tf.function(objective.evaluate, jit_compile=jit_compile),
     }
 
 
 class _NonFinite(Exception):
-    def __init__(self, epoch, iteration):
-        super().__init__(f"non-finite loss or gradient at epoch {epoch}, iteration {iteration}")
+    def __init__(self, epoch, iteration, what="loss or gradient"):
+        super().__init__(f"non-finite {what} at epoch {epoch}, iteration {iteration}")
         self.epoch, self.iteration = epoch, iteration
 
 
@@ -394,8 +404,21 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     wall = time.perf_counter() - start
     if chosen is None:
         return SeedResult(
-            seed_index, seed, None, False, True, None, np.nan, np.nan, None, np.nan,
-            history, iteration, wall, jit_used, message or "no usable epoch",
+            seed_index,
+            seed,
+            None,
+            False,
+            True,
+            None,
+            np.nan,
+            np.nan,
+            None,
+            np.nan,
+            history,
+            iteration,
+            wall,
+            jit_used,
+            message or "no usable epoch",
         )
     return SeedResult(
         seed_index=seed_index,
@@ -432,7 +455,7 @@ def _compile_with_fallback(objective, jit_compile):
         except Exception as exc:  # XLA reports unsupported ops with many types
             warnings.warn(
                 "the statistic could not be compiled with XLA; running without "
-                f"jit_compile ({type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]})",
+                f"jit_compile ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]})",
                 RuntimeWarning,
             )
     return _compile(objective, False), False
@@ -476,7 +499,7 @@ def _epoch_end(objective, fns, spec, epoch, iteration, rng, previous):
         "worst_t": worst_t,
     }
     if not finite:
-        raise _NonFinite(epoch, iteration)
+        raise _NonFinite(epoch, iteration, "statistic or log density on the test samples")
     if epoch > 0:
         # eta uses the penalty of the epoch that just ended (Algorithm 1, l. 9).
         objective.eta.assign((eta + c * R_hat).astype(objective.eta.dtype.as_numpy_dtype))

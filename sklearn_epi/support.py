@@ -112,8 +112,7 @@ def parse_bounds(bounds) -> Support:
             arr = _as_float_array(pair, f"bounds[{name!r}]")
             if arr.shape != (2,):
                 raise ValueError(
-                    f"bounds[{name!r}] must be a (low, high) pair; got shape "
-                    f"{arr.shape}"
+                    f"bounds[{name!r}] must be a (low, high) pair; got shape " f"{arr.shape}"
                 )
             rows.append(arr)
         if not rows:
@@ -127,9 +126,7 @@ def parse_bounds(bounds) -> Support:
     else:
         array = _as_float_array(bounds, "bounds")
         if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] < 1:
-            raise ValueError(
-                f"bounds must have shape (D, 2) with D >= 1; got shape {array.shape}"
-            )
+            raise ValueError(f"bounds must have shape (D, 2) with D >= 1; got shape {array.shape}")
         names = tuple(f"z{i}" for i in range(array.shape[0]))
     low, high = array[:, 0].copy(), array[:, 1].copy()
     for i, name in enumerate(names):
@@ -137,8 +134,7 @@ def parse_bounds(bounds) -> Support:
             raise ValueError(f"bounds for {name!r} must not be NaN; got {tuple(array[i])}")
         if not low[i] < high[i]:
             raise ValueError(
-                f"bounds for {name!r} need low < high; got low = {low[i]}, "
-                f"high = {high[i]}"
+                f"bounds for {name!r} need low < high; got low = {low[i]}, " f"high = {high[i]}"
             )
     return Support(names=names, low=low, high=high)
 

@@ -1,0 +1,107 @@
+"""Bad input ends in a clear error naming the argument, before any training."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.exceptions import NotFittedError
+
+from sklearn_epi import ALParams, EPIEstimator, RealNVP
+
+BOUNDS = {"a": (-1.0, 1.0), "b": (-1.0, 1.0)}
+
+
+def identity(z):
+    return z
+
+
+def make(**kwargs):
+    params = dict(statistic=identity, bounds=BOUNDS)
+    params.update(kwargs)
+    return EPIEstimator(**params)
+
+
+@pytest.mark.parametrize(
+    "kwargs, fit_args, error, match",
+    [
+        ({"statistic": "eigs"}, ([0, 0],), TypeError, "statistic must be callable"),
+        (
+            {"statistic": lambda z: z[:, :1]},
+            ([0, 0],),
+            ValueError,
+            r"statistic must return shape \(n, 2\)",
+        ),
+        (
+            {"statistic": lambda z: tf.reduce_sum(z)},
+            ([0],),
+            ValueError,
+            "statistic must return shape",
+        ),
+        ({"statistic": lambda z: tf.cast(z > 0, tf.int32)}, ([0, 0],), TypeError, "floating-point"),
+        ({"statistic": lambda z: tf.math.log(z - 5.0)}, ([0, 0],), ValueError, "non-finite"),
+        (
+            {"statistic": lambda z: 1 / 0},
+            ([0, 0],),
+            ValueError,
+            "statistic raised ZeroDivisionError",
+        ),
+        ({}, ([0, 0], [1.0]), ValueError, "sigma2 must have the same length as mu"),
+        ({}, ([0, 0], [1.0, 0.0]), ValueError, r"sigma2\[1\] = 0.0"),
+        ({}, ([0, 0], [1.0, -0.5]), ValueError, r"sigma2\[1\] = -0.5"),
+        ({}, ([np.nan, 0],), ValueError, r"mu must be finite; got mu\[0\] = nan"),
+        ({}, (["x", 0],), TypeError, "mu must be an array of numbers"),
+        ({"bounds": {"a": (1.0, -1.0)}}, ([0],), ValueError, "bounds for 'a' need low < high"),
+        ({"flow": "realnvp"}, ([0, 0],), TypeError, "flow must be a RealNVP or MAF"),
+        ({"flow": RealNVP(num_stages=0)}, ([0, 0],), ValueError, "flow.num_stages"),
+        (
+            {"al_params": {"c_0": 1.0}},
+            ([0, 0],),
+            ValueError,
+            r"al_params has unknown fields \['c_0'\]",
+        ),
+        (
+            {"al_params": ALParams(batch_size=301)},
+            ([0, 0],),
+            ValueError,
+            "al_params.batch_size must be even",
+        ),
+        ({"al_params": ALParams(beta=0.5)}, ([0, 0],), ValueError, "al_params.beta must be > 1"),
+        (
+            {"al_params": ALParams(gamma=1.5)},
+            ([0, 0],),
+            ValueError,
+            r"al_params.gamma must be in \(0, 1\)",
+        ),
+        ({"al_params": ALParams(c0=0.0)}, ([0, 0],), ValueError, "al_params.c0"),
+        ({"al_params": 3}, ([0, 0],), TypeError, "al_params must be"),
+        ({"alpha": 1.5}, ([0, 0],), ValueError, r"alpha must be in \(0, 1\)"),
+        ({"n_seeds": 0}, ([0, 0],), ValueError, "n_seeds must be >= 1"),
+        ({"n_test": 1}, ([0, 0],), ValueError, "n_test must be >= 2"),
+        ({"dtype": "float16"}, ([0, 0],), ValueError, "dtype must be"),
+        ({"init": {"mean": 5.0}}, ([0, 0],), ValueError, "init"),
+        ({"init": {"scale": 1.0}}, ([0, 0],), ValueError, "unknown"),
+    ],
+)
+def test_bad_input_is_rejected_with_the_argument_named(kwargs, fit_args, error, match):
+    with pytest.raises(error, match=match):
+        make(**kwargs).fit(*fit_args)
+
+
+@pytest.mark.parametrize(
+    "method, args",
+    [
+        ("sample", (3,)),
+        ("score_samples", (np.zeros((2, 2)),)),
+        ("hessian", (np.zeros((2, 2)),)),
+        ("gradient", (np.zeros((2, 2)),)),
+        ("score", ([0, 0],)),
+    ],
+)
+def test_unfitted_estimator_raises_not_fitted(method, args):
+    with pytest.raises(NotFittedError):
+        getattr(make(), method)(*args)
+
+
+def test_init_stores_arguments_unchanged():
+    al = {"c0": 2.0}
+    est = make(al_params=al, n_seeds="many")
+    assert est.al_params is al and est.n_seeds == "many"
