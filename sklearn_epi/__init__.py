@@ -5,9 +5,15 @@ circuit model's parameters whose predictions have chosen means and
 variances, represented as a normalizing flow.
 """
 
-from .estimator import EPIEstimator
-from .flows import MAF, RealNVP
-from .optimize import ALParams
+import os as _os
+
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) buries the
+# fit's own output; a value the user has set is kept.
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from .estimator import EPIEstimator  # noqa: E402
+from .flows import MAF, RealNVP  # noqa: E402
+from .optimize import ALParams  # noqa: E402
 
 __all__ = ["EPIEstimator", "RealNVP", "MAF", "ALParams"]
 __version__ = "0.1.0"
