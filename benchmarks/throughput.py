@@ -30,10 +30,17 @@ def iterations_per_second(jit_compile: bool, iters: int, repeats: int, chunk: in
     support = parse_bounds(LDS_BOUNDS)
     mean, std = support.default_gaussian()
     spec = SeedSpec(
-        flow=RealNVP(num_stages=3, num_layers=2, num_units=50), support=support,
-        statistic=lds_eigenvalues, mu=LDS_MU, sigma2=LDS_SIGMA2,
-        constraint_names=["m0", "m1", "v0", "v1"], al=ALParams(batch_size=500),
-        init_mean=mean, init_std=std, alpha=0.05, n_test=500,
+        flow=RealNVP(num_stages=3, num_layers=2, num_units=50),
+        support=support,
+        statistic=lds_eigenvalues,
+        mu=LDS_MU,
+        sigma2=LDS_SIGMA2,
+        constraint_names=["m0", "m1", "v0", "v1"],
+        al=ALParams(batch_size=500),
+        init_mean=mean,
+        init_std=std,
+        alpha=0.05,
+        n_test=500,
     )
     flow = spec.flow.build(support, seed=0)
     train = _compile(_Objective(flow, spec, seed=0), jit_compile)["train"]

@@ -334,6 +334,7 @@ class EPIEstimator(BaseEstimator):
                 f"the test at alpha/m = {self.alpha / len(self.pvalues_):.3g}: {failing}. "
                 "Try more iterations or epochs (al_params), more seeds, or a larger c0.",
                 ConvergenceWarning,
+                stacklevel=2,
             )
 
     # ------------------------------------------------------- fitted queries

@@ -50,7 +50,7 @@ class _FlowSpec(BaseEstimator):
         if not isinstance(self.spline_range, Real) or not self.spline_range > 0:
             raise ValueError(f"flow.spline_range must be > 0; got {self.spline_range!r}")
 
-    def build(self, support: Support, seed: int, dtype=tf.float32) -> "FlowDistribution":
+    def build(self, support: Support, seed: int, dtype=tf.float32) -> FlowDistribution:
         """Create the flow's variables and bijector chain.
 
         Parameters

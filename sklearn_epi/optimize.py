@@ -395,7 +395,9 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     except _NonFinite as exc:
         failed = True
         message = str(exc)
-        warnings.warn(f"seed {seed_index}: {message}; the seed is marked failed", RuntimeWarning)
+        warnings.warn(
+            f"seed {seed_index}: {message}; the seed is marked failed", RuntimeWarning, stacklevel=2
+        )
     finally:
         if bar is not None:
             bar.close()
@@ -457,6 +459,7 @@ def _compile_with_fallback(objective, jit_compile):
                 "the statistic could not be compiled with XLA; running without "
                 f"jit_compile ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]})",
                 RuntimeWarning,
+                stacklevel=2,
             )
     return _compile(objective, False), False
 

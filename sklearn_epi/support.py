@@ -74,7 +74,7 @@ class Support:
         mean[upper] = self.high[upper] - 1.0
         return mean, std
 
-    def bijector(self, dtype=tf.float32) -> "SupportBijector":
+    def bijector(self, dtype=tf.float32) -> SupportBijector:
         """The bijector from R^D onto this support."""
         return SupportBijector(self.low, self.high, dtype=dtype)
 
@@ -190,7 +190,7 @@ class SupportBijector(tfb.Bijector):
 
     @classmethod
     def _parameter_properties(cls, dtype):
-        return dict()
+        return {}
 
     def _select(self, both, lower, upper, none):
         k = self._kinds

@@ -15,7 +15,7 @@ def identity(z):
 
 
 def make(**kwargs):
-    params = dict(statistic=identity, bounds=BOUNDS)
+    params = {"statistic": identity, "bounds": BOUNDS}
     params.update(kwargs)
     return EPIEstimator(**params)
 

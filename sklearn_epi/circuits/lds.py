@@ -21,7 +21,7 @@ __all__ = ["lds_eigenvalues", "LDS_PARAM_NAMES", "LDS_BOUNDS", "LDS_MU", "LDS_SI
 
 LDS_PARAM_NAMES = ("a11", "a12", "a21", "a22")
 #: The paper's support, a_ij in [-10, 10].
-LDS_BOUNDS = {name: (-10.0, 10.0) for name in LDS_PARAM_NAMES}
+LDS_BOUNDS = dict.fromkeys(LDS_PARAM_NAMES, (-10.0, 10.0))
 #: Means of [real(lambda_1), imag(lambda_1)] (Eq. 29).
 LDS_MU = np.array([0.0, 2 * np.pi])
 #: Variances of [real(lambda_1), imag(lambda_1)] (Eq. 29).
