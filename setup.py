@@ -28,7 +28,16 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "test": ["pytest>=7"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "dask[distributed]>=2024.1",
+            "sphinx>=7",
+            "sphinx-gallery>=0.15",
+            "numpydoc>=1.6",
+            "pydata-sphinx-theme>=0.15",
+        ],
+        "doc": ["sphinx>=7", "sphinx-gallery>=0.15", "numpydoc>=1.6", "pydata-sphinx-theme>=0.15"],
     },
     entry_points={"console_scripts": ["sklearn-epi-demo=sklearn_epi.__main__:main"]},
     classifiers=[
