@@ -24,7 +24,7 @@ setup(
         "scipy>=1.11",
         "pandas>=2.0",
         "matplotlib>=3.7",
-        "joblib>=1.3",
+        "joblib>=1.4",
         "tqdm>=4.60",
     ],
     extras_require={

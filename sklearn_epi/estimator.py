@@ -11,11 +11,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from joblib import Parallel, delayed, effective_n_jobs
+from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, check_memory
 
+from . import optimize
 from .convergence import constraint_pvalues, is_converged
 from .flows import MAF, RealNVP
 from .optimize import ALParams, SeedSpec, fit_seed
@@ -77,11 +79,27 @@ class EPIEstimator(BaseEstimator):
     jit_compile : bool, default=True
         Compile the training loop with XLA; if the statistic does not
         compile, the fit falls back to plain graphs with a warning.
+    memory : str, joblib.Memory or None, default=None
+        Cache of the Gaussian initialisation (as in scikit-learn's
+        ``Pipeline``): a directory path or a ``joblib.Memory``. The cache key
+        is the content of what determines the result (flow hyperparameters,
+        bounds, initial Gaussian, ``init_iters``, ``batch_size``, ``lr``,
+        seed, dtype), so refits and grid searches over ``c0``, ``beta`` or
+        the iteration budget skip the initialisation.
     random_state : int, RandomState instance or None, default=None
         Seeds of the per-seed fits are drawn from it; global TF and NumPy
         states are never touched.
     verbose : int, default=0
-        0 silent, 1 a progress bar per seed, 2 also one line per epoch.
+        0 silent, 1 a tqdm progress bar per seed (epochs x iterations, with
+        the entropy and the largest constraint violation), 2 also one line per
+        epoch (entropy, ``||R||``, ``c``, p-values, converged).
+
+    Notes
+    -----
+    Ctrl-C during ``fit`` keeps what is done: the interrupted seed keeps its
+    best epoch so far and its history, later seeds are skipped, and a
+    ``UserWarning`` says so. With ``n_jobs > 1`` only seeds that had already
+    finished are kept. If nothing is usable yet, the interrupt propagates.
 
     Attributes
     ----------
@@ -152,6 +170,7 @@ class EPIEstimator(BaseEstimator):
         n_test: int | None = None,
         dtype: str = "float32",
         jit_compile: bool = True,
+        memory=None,
         random_state=None,
         verbose: int = 0,
     ):
@@ -166,6 +185,7 @@ class EPIEstimator(BaseEstimator):
         self.n_test = n_test
         self.dtype = dtype
         self.jit_compile = jit_compile
+        self.memory = memory
         self.random_state = random_state
         self.verbose = verbose
 
@@ -217,15 +237,33 @@ class EPIEstimator(BaseEstimator):
             jit_compile=bool(self.jit_compile),
             verbose=int(self.verbose),
             threads=threads,
+            memory=None if self.memory is None else check_memory(self.memory),
         )
         start = time.perf_counter()
-        results = Parallel(n_jobs=self.n_jobs)(
-            delayed(fit_seed)(spec, int(seed), index) for index, seed in enumerate(seeds)
-        )
-        self._store(results, spec, support, stat_names)
+        results, interrupted = _run_seeds(spec, seeds, self.n_jobs)
+        self._store(results, spec, support, stat_names, interrupted)
         self.fit_time_ = time.perf_counter() - start
         self._score_seed = int(rng.randint(0, 2**31 - 1))
         return self
+
+    def set_params(self, **params):
+        """Set parameters, including nested ``flow__*`` and ``al_params__*`` ones.
+
+        A nested name on a default (``None``) ``flow`` or ``al_params``, or on
+        an ``al_params`` dict, first replaces it by the equivalent object, so
+        ``set_params(flow__num_units=25)`` works on ``EPIEstimator(f, bounds)``.
+
+        Returns
+        -------
+        self : EPIEstimator
+        """
+        nested = {key.split("__", 1)[0] for key in params if "__" in key}
+        if "flow" in nested and self.flow is None and "flow" not in params:
+            self.flow = RealNVP()
+        if "al_params" in nested and "al_params" not in params:
+            if self.al_params is None or isinstance(self.al_params, dict):
+                self.al_params = _resolve_al_params(self.al_params)
+        return super().set_params(**params)
 
     def _check_params(self):
         if not callable(self.statistic):
@@ -246,8 +284,7 @@ class EPIEstimator(BaseEstimator):
             raise ValueError(f"alpha must be in (0, 1); got {self.alpha!r}")
         if self.n_test is not None:
             _check_int(self.n_test, "n_test", 2)
-        if self.dtype not in ("float32", "float64"):
-            raise ValueError(f"dtype must be 'float32' or 'float64'; got {self.dtype!r}")
+        _check_dtype(self.dtype)
         _check_int(self.verbose, "verbose", 0)
         return flow, al
 
@@ -278,7 +315,7 @@ class EPIEstimator(BaseEstimator):
             raise ValueError(f"init['std'] must be finite and > 0; got {std}")
         return mean, std
 
-    def _store(self, results, spec, support, stat_names):
+    def _store(self, results, spec, support, stat_names, interrupted):
         self.param_names_ = np.asarray(support.names, dtype=object)
         self.constraint_names_ = list(spec.constraint_names)
         self.statistic_names_ = list(stat_names)
@@ -300,6 +337,15 @@ class EPIEstimator(BaseEstimator):
             }
         )
         usable = [r for r in results if r.weights is not None]
+        if interrupted:
+            if not usable:
+                raise KeyboardInterrupt("fit interrupted before any epoch of any seed finished")
+            warnings.warn(
+                "fit interrupted: keeping the best epoch so far of the seeds that ran "
+                f"({'; '.join(f'seed {r.seed_index}: {r.message}' for r in results if r.message)})",
+                UserWarning,
+                stacklevel=3,
+            )
         if not usable:
             where = "; ".join(f"seed {r.seed_index}: {r.message}" for r in results)
             raise RuntimeError(
@@ -322,7 +368,7 @@ class EPIEstimator(BaseEstimator):
         self.pvalues_ = np.asarray(best.pvalues, dtype=float)
         self.flow_weights_ = [np.asarray(w) for w in best.weights]
         self._support, self._flow_spec = support, spec.flow
-        self._flow_cache = None
+        self._flow_cache = {}
         if not self.converged_:
             failing = ", ".join(
                 f"{n} (p = {p:.3g})"
@@ -338,16 +384,19 @@ class EPIEstimator(BaseEstimator):
             )
 
     # ------------------------------------------------------- fitted queries
-    def _fitted_flow(self):
+    def _fitted_flow(self, dtype=None):
+        """Compiled queries of the fitted flow in ``dtype`` (default: the fit's)."""
         check_is_fitted(self, "flow_weights_")
-        if getattr(self, "_flow_cache", None) is None:
+        dtype = tf.as_dtype(self.dtype if dtype is None else _check_dtype(dtype))
+        cache = self.__dict__.setdefault("_flow_cache", {})
+        if dtype not in cache:
             support = getattr(self, "_support", None) or parse_bounds(self.bounds)
             spec = getattr(self, "_flow_spec", None) or (self.flow or RealNVP())
-            flow = spec.build(support, seed=0, dtype=tf.as_dtype(self.dtype))
+            flow = spec.build(support, seed=0, dtype=dtype)
             flow.set_weights(self.flow_weights_)
             self._support = support
-            self._flow_cache = _FittedFunctions(flow)
-        return self._flow_cache
+            cache[dtype] = _FittedFunctions(flow)
+        return cache[dtype]
 
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw parameter samples from the fitted distribution.
@@ -368,51 +417,68 @@ class EPIEstimator(BaseEstimator):
         z, _ = fns.sample(int(n_samples), tf.constant(seed, tf.int32))
         return z.numpy().astype(float)
 
-    def score_samples(self, Z) -> np.ndarray:
+    def score_samples(self, Z, dtype=None) -> np.ndarray:
         """Log density ``log q(z)`` of each row of ``Z``.
 
         Parameters
         ----------
         Z : array-like of shape (n, D)
+        dtype : {"float32", "float64"}, default=None
+            Precision of the evaluation; ``None`` uses the fit's ``dtype``.
+            The fitted weights are exact in float64, so ``"float64"`` removes
+            the rounding of the flow's own arithmetic.
 
         Returns
         -------
         ndarray of shape (n,)
             ``-inf`` for rows on or outside the bounds (never NaN).
         """
-        fns = self._fitted_flow()
-        Z, inside = self._check_Z(Z)
+        fns = self._fitted_flow(dtype)
+        Z, inside = self._check_Z(Z, fns.dtype)
         out = np.full(Z.shape[0], -np.inf)
         if inside.any():
             out[inside] = fns.log_prob(tf.constant(Z[inside], fns.dtype)).numpy()
         return np.where(np.isnan(out), -np.inf, out)
 
-    def gradient(self, Z) -> np.ndarray:
+    def gradient(self, Z, dtype=None) -> np.ndarray:
         r"""Gradient :math:`\nabla_z \log q(z)` at each row of ``Z``.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n, D)
+        dtype : {"float32", "float64"}, default=None
+            Precision of the evaluation (see :meth:`score_samples`).
 
         Returns
         -------
         ndarray of shape (n, D)
             NaN rows for points on or outside the bounds.
         """
-        return self._derivatives(Z, order=1)
+        return self._derivatives(Z, 1, dtype)
 
-    def hessian(self, Z) -> np.ndarray:
+    def hessian(self, Z, dtype=None) -> np.ndarray:
         r"""Hessian :math:`\nabla_z^2 \log q(z)` at each row of ``Z``.
 
         Its eigenvectors at a mode are the paper's sensitivity dimensions
         (Methods, "Hessian sensitivity vectors").
+
+        Parameters
+        ----------
+        Z : array-like of shape (n, D)
+        dtype : {"float32", "float64"}, default=None
+            Precision of the evaluation (see :meth:`score_samples`); second
+            derivatives gain most from ``"float64"``.
 
         Returns
         -------
         ndarray of shape (n, D, D)
             NaN blocks for points on or outside the bounds.
         """
-        return self._derivatives(Z, order=2)
+        return self._derivatives(Z, 2, dtype)
 
-    def _derivatives(self, Z, order):
-        fns = self._fitted_flow()
-        Z, inside = self._check_Z(Z)
+    def _derivatives(self, Z, order, dtype):
+        fns = self._fitted_flow(dtype)
+        Z, inside = self._check_Z(Z, fns.dtype)
         D = Z.shape[1]
         out = np.full((Z.shape[0],) + (D,) * order, np.nan)
         if inside.any():
@@ -421,23 +487,22 @@ class EPIEstimator(BaseEstimator):
             out[inside] = values.numpy()
         return out
 
-    def _check_Z(self, Z):
+    def _check_Z(self, Z, dtype):
         D = len(self.param_names_)
-        Z = np.asarray(Z, dtype=float)
+        try:
+            Z = np.asarray(Z, dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"Z must be an array of numbers; got {type(Z).__name__}") from exc
         if Z.ndim == 1 and D == 1:
             Z = Z[:, None]
         if Z.ndim != 2 or Z.shape[1] != D:
             raise ValueError(
                 f"Z must have shape (n, {D}) (one column per parameter); got {Z.shape}"
             )
-        # Inside-ness is judged after rounding to the model's dtype: a point
+        # Inside-ness is judged after rounding to the evaluation dtype: a point
         # that rounds onto a bound has density zero there.
-        rounded = Z.astype(tf.as_dtype(self.dtype).as_numpy_dtype)
-        return rounded, self._support_obj().contains(rounded)
-
-    def _support_obj(self):
-        self._fitted_flow()
-        return self._support
+        rounded = Z.astype(dtype.as_numpy_dtype)
+        return rounded, self._support.contains(rounded)
 
     def score(self, mu, sigma2=None) -> float:
         """Entropy if the fitted distribution has the property, else ``-inf``.
@@ -514,6 +579,25 @@ class _FittedFunctions:
         self.hessian = hessian
 
 
+def _run_seeds(spec, seeds, n_jobs):
+    """Fit every seed through joblib; on Ctrl-C keep the seeds that finished.
+
+    Returns the results in seed order and whether the fit was interrupted.
+    """
+    optimize.INTERRUPTED.clear()
+    tasks = (delayed(fit_seed)(spec, int(seed), index) for index, seed in enumerate(seeds))
+    results, interrupted = [], False
+    try:
+        # A sequential run catches Ctrl-C inside fit_seed (which keeps the
+        # seed's epochs); here it only arrives while workers run.
+        for result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
+            results.append(result)
+    except KeyboardInterrupt:
+        interrupted = True
+    results.sort(key=lambda r: r.seed_index)
+    return results, interrupted or any(r.interrupted for r in results)
+
+
 def _resolve_al_params(al_params) -> ALParams:
     if al_params is None:
         return ALParams()
@@ -532,6 +616,12 @@ def _resolve_al_params(al_params) -> ALParams:
     )
 
 
+def _check_dtype(dtype):
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+    return dtype
+
+
 def _check_int(value, name, minimum):
     if not isinstance(value, Integral) or isinstance(value, bool):
         raise TypeError(f"{name} must be an integer; got {value!r}")
@@ -541,6 +631,11 @@ def _check_int(value, name, minimum):
 
 def _check_targets(mu, sigma2):
     """Validate the property's means and variances; return arrays and names."""
+    for name, value in (("mu", mu), ("sigma2", sigma2)):
+        if sparse.issparse(value):
+            raise TypeError(f"{name} must be a dense array; sparse input is not supported")
+        if np.iscomplexobj(value):
+            raise ValueError(f"Complex data not supported; {name} must be real")
     names = None
     if isinstance(mu, dict):
         names, mu = list(mu.keys()), list(mu.values())

@@ -360,4 +360,4 @@ class FlowDistribution(tf.Module):
                 f"expected {len(variables)} weight arrays for this flow; got {len(weights)}"
             )
         for var, value in zip(variables, weights):
-            var.assign(value)
+            var.assign(np.asarray(value, dtype=var.dtype.as_numpy_dtype))

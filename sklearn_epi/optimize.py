@@ -8,6 +8,7 @@ of NumPy arrays and DataFrames comes out, so it can run in any joblib worker
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -146,6 +147,7 @@ class SeedSpec:
     jit_compile: bool = True
     verbose: int = 0
     threads: int | None = None
+    memory: object = None
 
 
 @dataclass
@@ -169,6 +171,7 @@ class SeedResult:
     message: str = ""
     pvalues: np.ndarray | None = None
     worst_t: float = np.inf
+    interrupted: bool = False
 
 
 class _Adam(tf.Module):
@@ -198,40 +201,32 @@ class _Adam(tf.Module):
             var.assign_sub(step * m / (tf.sqrt(v) + self.eps))
 
 
-class _Objective(tf.Module):
-    """The compiled pieces of one seed's fit: training loops and evaluation."""
+class _Stepper(tf.Module):
+    """Flow, Adam state and the stateless random stream shared by both phases.
 
-    def __init__(self, flow, spec: SeedSpec, seed: int):
-        super().__init__(name="epi_objective")
-        dtype = flow.dtype
-        self.flow, self.spec = flow, spec
-        self.statistic = spec.statistic
-        self.mu = tf.constant(spec.mu, dtype)
-        target = spec.mu if spec.sigma2 is None else np.concatenate([spec.mu, spec.sigma2])
-        self.mu_opt = tf.constant(target, dtype)
-        self.m = len(target)
-        self.eta = tf.Variable(tf.zeros([self.m], dtype), trainable=False)
-        self.c = tf.Variable(spec.al.c0, dtype=dtype, trainable=False)
-        self.adam = _Adam(flow.trainable_variables, spec.al.lr)
+    Batch ``k`` of a seed is drawn with the stateless seed ``fold_in(seed, k)``,
+    so the initialisation and the AL phase can run in different objects (or
+    come from a cache) and still continue one reproducible stream.
+    """
+
+    def __init__(self, flow, batch_size, lr, seed, name):
+        super().__init__(name=name)
+        self.flow = flow
+        self.batch = batch_size
+        self.adam = _Adam(flow.trainable_variables, lr)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.base_seed = tf.constant([seed % (2**31 - 1), 7919], tf.int64)
-        self.init_mean = tf.constant(spec.init_mean, dtype)
-        self.init_std = tf.constant(spec.init_std, dtype)
-        self.batch = spec.al.batch_size
-
-    def sufficient_statistics(self, z):
-        """T(z) = [f(z), (f(z) - mu)^2] (paper, Eq. 19), or f(z) alone."""
-        f = tf.cast(self.statistic(z), self.flow.dtype)
-        f = tf.reshape(f, [tf.shape(z)[0], -1])
-        if self.spec.sigma2 is None:
-            return f
-        return tf.concat([f, tf.square(f - self.mu)], axis=1)
 
     def _next_seed(self):
         self.step.assign_add(1)
         # TFP's stateless samplers take int32 seeds; the cast wraps, which is fine.
         folded = tf.random.experimental.stateless_fold_in(self.base_seed, self.step)
         return tf.cast(folded, tf.int32)
+
+    def _gradients(self, tape, loss):
+        return tape.gradient(
+            loss, self.flow.trainable_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
 
     def _apply_if_finite(self, loss, grads):
         finite = tf.math.is_finite(loss)
@@ -247,6 +242,82 @@ class _Objective(tf.Module):
         tf.cond(finite, update, lambda: tf.constant(False))
         return finite
 
+
+class _GaussianInit(_Stepper):
+    """Fit the flow to an isotropic Gaussian by minimising KL(q || N)."""
+
+    def __init__(self, flow, batch_size, lr, seed, mean, std):
+        super().__init__(flow, batch_size, lr, seed, name="gaussian_init")
+        self.mean = tf.constant(mean, flow.dtype)
+        self.std = tf.constant(std, flow.dtype)
+
+    def steps(self, num_steps):
+        """Adam steps on KL(q || N(mean, std^2)); return the mean KL and a finite flag."""
+        dtype = self.flow.dtype
+        total = tf.zeros([], dtype)
+        all_finite = tf.constant(True)
+        log_norm = tf.reduce_sum(tf.math.log(self.std)) + 0.5 * self.flow.dim * np.log(2 * np.pi)
+        for _ in tf.range(num_steps):
+            with tf.GradientTape() as tape:
+                z, log_q = self.flow.sample_and_log_prob(self.batch, seed=self._next_seed())
+                u = (z - self.mean) / self.std
+                log_n = -0.5 * tf.reduce_sum(u * u, axis=1) - log_norm
+                loss = tf.reduce_mean(log_q - log_n)
+            grads = self._gradients(tape, loss)
+            all_finite = tf.logical_and(all_finite, self._apply_if_finite(loss, grads))
+            total += loss
+        return total / tf.cast(num_steps, dtype), all_finite
+
+
+def initial_weights(
+    flow_spec, support, mean, std, init_iters, batch_size, lr, seed, dtype, jit_compile
+) -> list:
+    """Flow weights after fitting q to N(mean, diag(std^2)) (Algorithm 1, line 1).
+
+    A pure function of its arguments, so ``joblib.Memory`` can cache it: grid
+    searches over AL hyperparameters (``c0``, ``beta``, ...) then share one
+    initialisation per flow, support, Gaussian and seed.
+
+    Returns
+    -------
+    list of ndarray
+        The weights, in :meth:`FlowDistribution.get_weights` order.
+    """
+    flow = flow_spec.build(support, seed=seed, dtype=tf.as_dtype(dtype))
+    if init_iters:
+        init = _GaussianInit(flow, batch_size, lr, seed, mean, std)
+        steps = tf.function(
+            init.steps, input_signature=[tf.TensorSpec([], tf.int32)], jit_compile=jit_compile
+        )
+        _, finite = steps(tf.constant(init_iters, tf.int32))
+        if not bool(finite):
+            raise _NonFinite(0, 0, "loss in the Gaussian initialisation")
+    return flow.get_weights()
+
+
+class _Objective(_Stepper):
+    """The augmented Lagrangian phase: training loop and epoch-end evaluation."""
+
+    def __init__(self, flow, spec: SeedSpec, seed: int):
+        super().__init__(flow, spec.al.batch_size, spec.al.lr, seed, name="epi_objective")
+        dtype = flow.dtype
+        self.spec = spec
+        self.statistic = spec.statistic
+        self.mu = tf.constant(spec.mu, dtype)
+        target = spec.mu if spec.sigma2 is None else np.concatenate([spec.mu, spec.sigma2])
+        self.mu_opt = tf.constant(target, dtype)
+        self.m = len(target)
+        self.eta = tf.Variable(tf.zeros([self.m], dtype), trainable=False)
+        self.c = tf.Variable(spec.al.c0, dtype=dtype, trainable=False)
+
+    def sufficient_statistics(self, z):
+        """T(z) = [f(z), (f(z) - mu)^2] (paper, Eq. 19), or f(z) alone."""
+        f = tf.cast(self.statistic(z), self.flow.dtype)
+        f = tf.reshape(f, [tf.shape(z)[0], -1])
+        if self.spec.sigma2 is None:
+            return f
+        return tf.concat([f, tf.square(f - self.mu)], axis=1)
+
     def train_steps(self, num_steps):
         """Run ``num_steps`` Adam steps on L; return chunk means and a finite flag."""
         dtype = self.flow.dtype
@@ -254,7 +325,6 @@ class _Objective(tf.Module):
         sums = (zero, zero, tf.zeros([self.m], dtype))
         all_finite = tf.constant(True)
         half = self.batch // 2
-        variables = self.flow.trainable_variables
         for _ in tf.range(num_steps):
             with tf.GradientTape() as tape:
                 z, log_q = self.flow.sample_and_log_prob(self.batch, seed=self._next_seed())
@@ -270,38 +340,13 @@ class _Objective(tf.Module):
                     + tf.tensordot(self.eta, R, 1)
                     + self.c * tf.tensordot(R1, tf.stop_gradient(R2), 1)
                 )
-            grads = tape.gradient(
-                loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
-            )
+            grads = self._gradients(tape, loss)
             finite = self._apply_if_finite(loss, grads)
             all_finite = tf.logical_and(all_finite, finite)
             cost = -H + tf.tensordot(self.eta, R, 1) + 0.5 * self.c * tf.reduce_sum(R * R)
             sums = (sums[0] + H, sums[1] + cost, sums[2] + R)
         n = tf.cast(num_steps, dtype)
         return sums[0] / n, sums[1] / n, sums[2] / n, all_finite
-
-    def init_steps(self, num_steps):
-        """Adam steps on KL(q || N(init_mean, init_std^2)); return the mean KL."""
-        dtype = self.flow.dtype
-        total = tf.zeros([], dtype)
-        all_finite = tf.constant(True)
-        variables = self.flow.trainable_variables
-        for _ in tf.range(num_steps):
-            with tf.GradientTape() as tape:
-                z, log_q = self.flow.sample_and_log_prob(self.batch, seed=self._next_seed())
-                u = (z - self.init_mean) / self.init_std
-                log_n = (
-                    -0.5 * tf.reduce_sum(u * u, axis=1)
-                    - tf.reduce_sum(tf.math.log(self.init_std))
-                    - 0.5 * self.flow.dim * np.log(2 * np.pi)
-                )
-                loss = tf.reduce_mean(log_q - log_n)
-            grads = tape.gradient(
-                loss, variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
-            )
-            all_finite = tf.logical_and(all_finite, self._apply_if_finite(loss, grads))
-            total += loss
-        return total / tf.cast(num_steps, dtype), all_finite
 
     def evaluate(self, n):
         """Fresh samples: sufficient statistics T (n, m) and log q (n,)."""
@@ -310,14 +355,11 @@ class _Objective(tf.Module):
 
 
 def _compile(objective: _Objective, jit_compile: bool):
-    """tf.functions for the three loops; XLA first, plain graphs as fallback."""
+    """tf.functions for the training loop and the evaluation pass."""
     sig_steps = [tf.TensorSpec([], tf.int32)]
     return {
         "train": tf.function(
             objective.train_steps, input_signature=sig_steps, jit_compile=jit_compile
-        ),
-        "init": tf.function(
-            objective.init_steps, input_signature=sig_steps, jit_compile=jit_compile
         ),
         "evaluate": tf.function(objective.evaluate, jit_compile=jit_compile),
     }
@@ -329,15 +371,24 @@ class _NonFinite(Exception):
         self.epoch, self.iteration = epoch, iteration
 
 
+#: Set when Ctrl-C stopped a seed in this process: seeds that start
+#: afterwards in the same process (a sequential multi-seed fit) are skipped.
+INTERRUPTED = threading.Event()
+
+
 def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     """Run Algorithm 1 for one seed and return its result as plain data.
 
-    Steps: build the flow, fit it to the initial Gaussian, then up to
-    ``max_epochs`` epochs of Adam on the augmented Lagrangian; after each
-    epoch test convergence on fresh samples, update ``eta <- eta + c R`` and
-    grow ``c`` by the paper's randomised test. The kept epoch is the converged
-    one of greatest entropy, or, when none converged, the one whose smallest
-    constraint p-value is largest.
+    Steps: fit the flow to the initial Gaussian (cached by ``spec.memory``),
+    then up to ``max_epochs`` epochs of Adam on the augmented Lagrangian;
+    after each epoch test convergence on fresh samples, update
+    ``eta <- eta + c R`` and grow ``c`` by the paper's randomised test. The
+    kept epoch is the converged one of greatest entropy, or, when none
+    converged, the one whose worst constraint is closest to zero.
+
+    A non-finite step marks the seed failed (its last usable epoch is still
+    returned); Ctrl-C ends it early with the epochs done so far. Any other
+    exception propagates with a note naming the seed.
 
     Parameters
     ----------
@@ -351,76 +402,106 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     -------
     SeedResult
     """
+    try:
+        return _fit_seed(spec, seed, seed_index)
+    except Exception as exc:
+        exc.add_note(f"sklearn_epi: raised while fitting seed {seed_index} (random seed {seed})")
+        raise
+
+
+def _fit_seed(spec, seed, seed_index):
     start = time.perf_counter()
-    _limit_threads(spec.threads)
-    dtype = tf.as_dtype(spec.dtype)
-    flow = spec.flow.build(spec.support, seed=seed, dtype=dtype)
-    objective = _Objective(flow, spec, seed)
-    rng = np.random.default_rng(seed)
     al = spec.al
-    fns, jit_used = _compile_with_fallback(objective, spec.jit_compile)
     rows, epochs = [], []
     iteration = 0
-    message = ""
-    failed = False
-    bar = _progress_bar(spec, seed_index)
+    message, failed, interrupted = "", False, INTERRUPTED.is_set()
+    if interrupted:
+        message = "skipped: the fit was interrupted before this seed started"
+    _limit_threads(spec.threads)
+    bar = None if interrupted else _progress_bar(spec, seed_index)
+    jit_used = spec.jit_compile
     try:
-        if al.init_iters:
-            _, finite = fns["init"](tf.constant(al.init_iters, tf.int32))
-            if not bool(finite):
-                raise _NonFinite(0, 0)
-        previous = _epoch_end(objective, fns, spec, epoch=0, iteration=0, rng=rng, previous=None)
-        epochs.append(previous)
-        for epoch in range(1, al.max_epochs + 1):
-            objective.adam.reset()
-            done = 0
-            while done < al.num_iters:
-                chunk = min(al.log_rate, al.num_iters - done)
-                H, cost, R, finite = fns["train"](tf.constant(chunk, tf.int32))
-                done += chunk
-                iteration += chunk
-                if not bool(finite):
-                    raise _NonFinite(epoch, iteration)
-                rows.append(_train_row(seed_index, epoch, iteration, H, cost, objective, R, spec))
-                if bar is not None:
-                    bar.update(chunk)
-                    bar.set_postfix(H=f"{float(H):.3f}", maxR=f"{float(np.max(np.abs(R))):.3g}")
-            current = _epoch_end(objective, fns, spec, epoch, iteration, rng, previous)
-            epochs.append(current)
-            previous = current
-            if spec.verbose >= 2:
-                _print_epoch(seed_index, current, spec)
-            if current["converged"] and al.stop_early:
-                break
+        if not interrupted:
+            init_weights = initial_weights
+            if spec.memory is not None:
+                init_weights = spec.memory.cache(initial_weights)
+            weights = init_weights(
+                spec.flow,
+                spec.support,
+                spec.init_mean,
+                spec.init_std,
+                al.init_iters,
+                al.batch_size,
+                al.lr,
+                seed,
+                spec.dtype,
+                spec.jit_compile,
+            )
+            flow = spec.flow.build(spec.support, seed=seed, dtype=tf.as_dtype(spec.dtype))
+            flow.set_weights(weights)
+            objective = _Objective(flow, spec, seed)
+            objective.step.assign(al.init_iters)  # continue the initialisation's stream
+            rng = np.random.default_rng(seed)
+            fns, jit_used = _compile_with_fallback(objective, spec.jit_compile)
+            previous = _epoch_end(objective, fns, spec, 0, 0, rng, None)
+            epochs.append(previous)
+            for epoch in range(1, al.max_epochs + 1):
+                objective.adam.reset()
+                done = 0
+                while done < al.num_iters:
+                    chunk = min(al.log_rate, al.num_iters - done)
+                    H, cost, R, finite = fns["train"](tf.constant(chunk, tf.int32))
+                    done += chunk
+                    iteration += chunk
+                    if not bool(finite):
+                        raise _NonFinite(epoch, iteration)
+                    rows.append(
+                        _train_row(seed_index, epoch, iteration, H, cost, objective, R, spec)
+                    )
+                    if bar is not None:
+                        bar.update(chunk)
+                        bar.set_postfix(H=f"{float(H):.3f}", maxR=f"{np.max(np.abs(R)):.3g}")
+                current = _epoch_end(objective, fns, spec, epoch, iteration, rng, previous)
+                epochs.append(current)
+                previous = current
+                if spec.verbose >= 2:
+                    _print_epoch(seed_index, current, spec)
+                if current["converged"] and al.stop_early:
+                    break
     except _NonFinite as exc:
         failed = True
         message = str(exc)
         warnings.warn(
             f"seed {seed_index}: {message}; the seed is marked failed", RuntimeWarning, stacklevel=2
         )
+    except KeyboardInterrupt:
+        INTERRUPTED.set()
+        interrupted = True
+        message = f"interrupted during epoch {len(epochs)} at iteration {iteration}"
     finally:
         if bar is not None:
             bar.close()
     history = _history_frame(rows, epochs, seed_index, spec)
-    chosen = _choose_epoch(epochs, failed)
+    chosen = _choose_epoch(epochs)
     wall = time.perf_counter() - start
     if chosen is None:
         return SeedResult(
-            seed_index,
-            seed,
-            None,
-            False,
-            True,
-            None,
-            np.nan,
-            np.nan,
-            None,
-            np.nan,
-            history,
-            iteration,
-            wall,
-            jit_used,
-            message or "no usable epoch",
+            seed_index=seed_index,
+            seed=seed,
+            weights=None,
+            converged=False,
+            failed=failed or not interrupted,
+            epoch=None,
+            entropy=np.nan,
+            entropy_se=np.nan,
+            eta=None,
+            c=np.nan,
+            history=history,
+            n_iter=iteration,
+            wall_time=wall,
+            jit_compile=jit_used,
+            message=message or "no usable epoch",
+            interrupted=interrupted,
         )
     return SeedResult(
         seed_index=seed_index,
@@ -440,6 +521,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
         message=message,
         pvalues=chosen["pvalues"],
         worst_t=chosen["worst_t"],
+        interrupted=interrupted,
     )
 
 
@@ -512,7 +594,7 @@ def _epoch_end(objective, fns, spec, epoch, iteration, rng, previous):
     return record
 
 
-def _choose_epoch(epochs, failed):
+def _choose_epoch(epochs):
     candidates = [e for e in epochs if e["epoch"] > 0]
     if not candidates:
         return None
