@@ -313,7 +313,9 @@ class _Objective(_Stepper):
     def sufficient_statistics(self, z):
         """T(z) = [f(z), (f(z) - mu)^2] (paper, Eq. 19), or f(z) alone."""
         f = tf.cast(self.statistic(z), self.flow.dtype)
-        f = tf.reshape(f, [tf.shape(z)[0], -1])
+        # The static width keeps loop shapes fixed even for statistics whose
+        # output shape TF cannot infer (py_function, dynamic reshapes).
+        f = tf.reshape(f, [tf.shape(z)[0], len(self.spec.mu)])
         if self.spec.sigma2 is None:
             return f
         return tf.concat([f, tf.square(f - self.mu)], axis=1)
@@ -530,20 +532,25 @@ def _compile_with_fallback(objective, jit_compile):
 
     Lowering to HLO compiles the statistic and its gradient without running
     a step, so the fallback leaves the weights and random stream untouched.
+    An error that also occurs without XLA is the statistic's own and is
+    raised as it is.
     """
+    plain = _compile(objective, False)
+    steps = tf.TensorSpec([], tf.int32)
     if jit_compile:
         fns = _compile(objective, True)
         try:
             fns["train"].experimental_get_compiler_ir(tf.constant(1, tf.int32))(stage="hlo")
             return fns, True
         except Exception as exc:  # XLA reports unsupported ops with many types
+            plain["train"].get_concrete_function(steps)
             warnings.warn(
                 "the statistic could not be compiled with XLA; running without "
                 f"jit_compile ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]})",
                 RuntimeWarning,
                 stacklevel=2,
             )
-    return _compile(objective, False), False
+    return plain, False
 
 
 def _epoch_end(objective, fns, spec, epoch, iteration, rng, previous):
