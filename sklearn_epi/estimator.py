@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 from . import optimize
 from .convergence import constraint_pvalues, is_converged
 from .flows import MAF, RealNVP
-from .optimize import ALParams, SeedSpec, fit_seed
+from .optimize import ALParams, SeedSpec, fit_seed, statistic_takes_seed
 from .support import parse_bounds
 
 __all__ = ["EPIEstimator"]
@@ -45,7 +45,10 @@ class EPIEstimator(BaseEstimator):
     statistic : callable
         Differentiable TensorFlow function mapping a ``tf.Tensor`` of shape
         ``(n, D)`` to the emergent property statistics, shape ``(n, m_f)``
-        (shape ``(n,)`` is accepted when ``m_f = 1``). For multi-process
+        (shape ``(n,)`` is accepted when ``m_f = 1``). A stochastic simulator
+        that takes a ``seed`` keyword receives a stateless seed (shape (2,))
+        per batch from the fit's random stream, which makes its fits
+        reproducible (use ``tf.random.stateless_normal(shape, seed)``). For multi-process
         fits it must be picklable by cloudpickle: a module-level function or
         a closure over picklable values.
     bounds : dict or array-like of shape (D, 2)
@@ -528,7 +531,8 @@ class EPIEstimator(BaseEstimator):
             )
         n_test = self.n_test or _resolve_al_params(self.al_params).batch_size
         z, _ = fns.sample(_N_TEST_BATCHES * n_test, tf.constant([self._score_seed, 1], tf.int32))
-        f = np.asarray(self.statistic(z), dtype=float).reshape(z.shape[0], -1)
+        f = np.asarray(_call_statistic(self.statistic, z, [self._score_seed, 2]), dtype=float)
+        f = f.reshape(z.shape[0], -1)
         T = f if sigma2 is None else np.hstack([f, (f - mu) ** 2])
         target = mu if sigma2 is None else np.concatenate([mu, sigma2])
         R = T.reshape(_N_TEST_BATCHES, n_test, -1).mean(axis=1) - target
@@ -677,11 +681,17 @@ def _check_targets(mu, sigma2):
     return mu, sigma2, names
 
 
+def _call_statistic(statistic, z, seed):
+    if statistic_takes_seed(statistic):
+        return statistic(z, seed=tf.constant(seed, tf.int32))
+    return statistic(z)
+
+
 def _probe_statistic(statistic, center, m_f):
     """Call the statistic on a small batch at the initial mean and check its output."""
     probe = tf.constant(np.repeat(center[None, :], 2, axis=0), tf.float32)
     try:
-        out = statistic(probe)
+        out = _call_statistic(statistic, probe, [0, 0])
     except Exception as exc:
         raise ValueError(
             f"statistic raised {type(exc).__name__} on a probe batch of shape (2, "

@@ -7,6 +7,7 @@ of NumPy arrays and DataFrames comes out, so it can run in any joblib worker
 
 from __future__ import annotations
 
+import inspect
 import os
 import threading
 import time
@@ -310,9 +311,18 @@ class _Objective(_Stepper):
         self.eta = tf.Variable(tf.zeros([self.m], dtype), trainable=False)
         self.c = tf.Variable(spec.al.c0, dtype=dtype, trainable=False)
 
-    def sufficient_statistics(self, z):
-        """T(z) = [f(z), (f(z) - mu)^2] (paper, Eq. 19), or f(z) alone."""
-        f = tf.cast(self.statistic(z), self.flow.dtype)
+    def sufficient_statistics(self, z, seed):
+        """T(z) = [f(z), (f(z) - mu)^2] (paper, Eq. 19), or f(z) alone.
+
+        ``seed`` (the batch's stateless seed) reaches a statistic that takes a
+        ``seed`` argument, folded so its draws are independent of the flow's.
+        """
+        if statistic_takes_seed(self.statistic):
+            own = tf.random.experimental.stateless_fold_in(seed, 1)
+            f = self.statistic(z, seed=own)
+        else:
+            f = self.statistic(z)
+        f = tf.cast(f, self.flow.dtype)
         # The static width keeps loop shapes fixed even for statistics whose
         # output shape TF cannot infer (py_function, dynamic reshapes).
         f = tf.reshape(f, [tf.shape(z)[0], len(self.spec.mu)])
@@ -329,8 +339,9 @@ class _Objective(_Stepper):
         half = self.batch // 2
         for _ in tf.range(num_steps):
             with tf.GradientTape() as tape:
-                z, log_q = self.flow.sample_and_log_prob(self.batch, seed=self._next_seed())
-                T = self.sufficient_statistics(z)
+                seed = self._next_seed()
+                z, log_q = self.flow.sample_and_log_prob(self.batch, seed=seed)
+                T = self.sufficient_statistics(z, seed)
                 H = -tf.reduce_mean(log_q)
                 R1 = tf.reduce_mean(T[:half], axis=0) - self.mu_opt
                 R2 = tf.reduce_mean(T[half:], axis=0) - self.mu_opt
@@ -352,8 +363,17 @@ class _Objective(_Stepper):
 
     def evaluate(self, n):
         """Fresh samples: sufficient statistics T (n, m) and log q (n,)."""
-        z, log_q = self.flow.sample_and_log_prob(n, seed=self._next_seed())
-        return self.sufficient_statistics(z), log_q
+        seed = self._next_seed()
+        z, log_q = self.flow.sample_and_log_prob(n, seed=seed)
+        return self.sufficient_statistics(z, seed), log_q
+
+
+def statistic_takes_seed(statistic) -> bool:
+    """Whether ``statistic`` has a ``seed`` parameter (stochastic simulators)."""
+    try:
+        return "seed" in inspect.signature(statistic).parameters
+    except (TypeError, ValueError):  # builtins without a signature
+        return False
 
 
 def _compile(objective: _Objective, jit_compile: bool):

@@ -343,3 +343,14 @@ def test_v1_bad_arguments_are_named(kwargs, error, name):
 def test_v1_wrong_parameter_dimension_is_a_value_error():
     with pytest.raises(ValueError, match=r"z must have shape \(n, 4\)"):
         v1_excitatory_variability()(np.zeros((3, 2)))
+
+
+def test_stochastic_circuits_repeat_exactly_for_the_same_seed():
+    from sklearn_epi.circuits import SC_BOUNDS, sc_task_accuracy
+
+    stat = sc_task_accuracy(n_trials=8)
+    low, high = np.array(list(SC_BOUNDS.values())).T
+    z = tf.constant(np.random.default_rng(0).uniform(low, high, size=(3, len(low))), tf.float32)
+    a = stat(z, seed=tf.constant([1, 2]))
+    np.testing.assert_array_equal(a.numpy(), stat(z, seed=tf.constant([1, 2])).numpy())
+    assert not np.array_equal(a.numpy(), stat(z, seed=tf.constant([3, 4])).numpy())

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
@@ -192,3 +193,20 @@ def test_support_round_trips_and_flow_density_is_finite_inside(bounds, seed):
     flow = RealNVP(num_units=8).build(support, seed=seed, dtype=tf.float64)
     flow.set_weights([w + rng.normal(scale=0.2, size=w.shape) for w in flow.get_weights()])
     assert np.isfinite(flow.log_prob(tf.constant(z)).numpy()).all()
+
+
+def noisy_identity(z, seed):
+    return z + 0.1 * tf.random.stateless_normal(tf.shape(z), seed=seed, dtype=z.dtype)
+
+
+def test_stochastic_statistic_with_a_seed_argument_fits_reproducibly():
+    def fit():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            return EPIEstimator(
+                noisy_identity, [[-np.inf, np.inf]], al_params=TINY, random_state=5
+            ).fit([1.0], [0.5])
+
+    first, second = fit(), fit()
+    pd.testing.assert_frame_equal(first.history_, second.history_)
+    assert first.score([1.0], [0.5]) == second.score([1.0], [0.5])

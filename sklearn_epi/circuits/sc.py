@@ -41,6 +41,8 @@ from numbers import Integral, Real
 import numpy as np
 import tensorflow as tf
 
+from ._random import standard_normal
+
 __all__ = [
     "SCTaskAccuracy",
     "sc_task_accuracy",
@@ -118,7 +120,7 @@ def _check_options(n_trials, opto_strength):
         raise ValueError(f"opto_strength must be in [0, 1]; got opto_strength = {opto_strength}")
 
 
-def sc_simulate(z, n_trials: int = 200, opto_strength: float = 0.0, noise=None):
+def sc_simulate(z, n_trials: int = 200, opto_strength: float = 0.0, noise=None, seed=None):
     """Simulate Pro-left and Anti-left trials (Eq. 87-97, 110).
 
     Parameters
@@ -131,6 +133,9 @@ def sc_simulate(z, n_trials: int = 200, opto_strength: float = 0.0, noise=None):
         Delay-period silencing strength :math:`\\gamma` (Eq. 110).
     noise : tf.Tensor or array of shape (K, n, 2, n_trials, 4), default=None
         Standard-normal noise for the ``K = 75`` steps; ``None`` draws it.
+    seed : tf.Tensor of shape (2,), default=None
+        Stateless seed of the draws when ``noise`` is None; ``None`` uses
+        TensorFlow's global generator.
 
     Returns
     -------
@@ -144,7 +149,7 @@ def sc_simulate(z, n_trials: int = 200, opto_strength: float = 0.0, noise=None):
     K = _n_steps()
     n = tf.shape(z)[0]
     if noise is None:
-        noise = tf.random.normal((K, n, 2, n_trials, 4), dtype=dtype)
+        noise = standard_normal((K, n, 2, n_trials, 4), dtype, seed)
     noise = tf.cast(noise, dtype)
     W = sc_connectivity(z)
     t = np.arange(K + 1) * _DT
@@ -173,8 +178,8 @@ class SCTaskAccuracy:
         self.n_trials = int(n_trials)
         self.opto_strength = float(opto_strength)
 
-    def __call__(self, z, noise=None):
-        x_end = sc_simulate(z, self.n_trials, self.opto_strength, noise)[-1]
+    def __call__(self, z, noise=None, seed=None):
+        x_end = sc_simulate(z, self.n_trials, self.opto_strength, noise, seed)[-1]
         diff = x_end[..., 0] - x_end[..., 2]  # x_LP - x_RP, (n, 2, trials)
         pro = tf.reduce_mean(tf.sigmoid(_BETA_THETA * diff[:, 0]), axis=1)
         anti = tf.reduce_mean(tf.sigmoid(-_BETA_THETA * diff[:, 1]), axis=1)

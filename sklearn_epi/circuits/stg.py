@@ -50,6 +50,8 @@ from numbers import Integral, Real
 import numpy as np
 import tensorflow as tf
 
+from ._random import standard_normal
+
 __all__ = [
     "STGHubFrequency",
     "stg_hub_frequency",
@@ -111,7 +113,7 @@ def _check_z(z, D=2):
     return z
 
 
-def stg_simulate(z, noise=None, dt: float = 0.025, T: int = 300, sigma_I: float = 1e-12):
+def stg_simulate(z, noise=None, dt: float = 0.025, T: int = 300, sigma_I: float = 1e-12, seed=None):
     """Euler simulation of the five membrane potentials (Eq. 41-55).
 
     Parameters
@@ -127,6 +129,9 @@ def stg_simulate(z, noise=None, dt: float = 0.025, T: int = 300, sigma_I: float 
     sigma_I : float, default=1e-12
         Standard deviation of the current noise in amperes (0 for a
         deterministic run).
+    seed : tf.Tensor of shape (2,), default=None
+        Stateless seed of the noise draws (``noise=None`` only); ``None``
+        uses TensorFlow's global generator.
 
     Returns
     -------
@@ -140,7 +145,7 @@ def stg_simulate(z, noise=None, dt: float = 0.025, T: int = 300, sigma_I: float 
     dtype = z.dtype
     n = tf.shape(z)[0]
     if noise is None:
-        noise = tf.random.normal((n, T, 5), dtype=dtype)
+        noise = standard_normal((n, T, 5), dtype, seed)
     noise = tf.cast(noise, dtype)
     dt_ms = dt * 1e3
     sigma_nA = sigma_I * 1e9
@@ -242,8 +247,8 @@ class STGHubFrequency:
         self.sigma_I = _check_positive(sigma_I, "sigma_I", allow_zero=True)
         self.beta = _check_positive(beta, "beta")
 
-    def __call__(self, z, noise=None):
-        v = stg_simulate(z, noise, dt=self.dt, T=self.T, sigma_I=self.sigma_I)
+    def __call__(self, z, noise=None, seed=None):
+        v = stg_simulate(z, noise, dt=self.dt, T=self.T, sigma_I=self.sigma_I, seed=seed)
         return hub_frequency(v[:, :, 2], dt=self.dt, beta=self.beta)[:, None]
 
     def __repr__(self):

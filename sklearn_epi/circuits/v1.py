@@ -37,6 +37,8 @@ from numbers import Integral, Real
 import numpy as np
 import tensorflow as tf
 
+from ._random import split_seed, standard_normal, standard_uniform
+
 __all__ = [
     "V1ExcitatoryVariability",
     "v1_excitatory_variability",
@@ -102,7 +104,7 @@ def _check_z(z):
     return z
 
 
-def v1_simulate(z, n_trials: int = 100, contrast: float = 0.0, x0=None, noise=None):
+def v1_simulate(z, n_trials: int = 100, contrast: float = 0.0, x0=None, noise=None, seed=None):
     """Euler-Maruyama simulation of the stochastic V1 network (Eq. 68-70).
 
     Parameters
@@ -117,6 +119,9 @@ def v1_simulate(z, n_trials: int = 100, contrast: float = 0.0, x0=None, noise=No
         Initial rates in Hz; ``None`` draws them from U[10, 25].
     noise : tf.Tensor or array of shape (T, n, n_trials, 4), default=None
         Standard-normal increments of the OU noise; ``None`` draws them.
+    seed : tf.Tensor of shape (2,), default=None
+        Stateless seed of the draws of ``x0`` and ``noise`` left as None;
+        ``None`` uses TensorFlow's global generator.
 
     Returns
     -------
@@ -127,10 +132,13 @@ def v1_simulate(z, n_trials: int = 100, contrast: float = 0.0, x0=None, noise=No
     _check_options(n_trials, contrast)
     dtype = z.dtype
     n = tf.shape(z)[0]
+    seeds = [None, None] if seed is None else tf.unstack(split_seed(seed))
     if x0 is None:
-        x0 = tf.random.uniform(tf.stack([n, n_trials, 4]), *_X0_RANGE, dtype=dtype)
+        low, high = _X0_RANGE
+        u = standard_uniform(tf.stack([n, n_trials, 4]), dtype, seeds[0])
+        x0 = low + (high - low) * u
     if noise is None:
-        noise = tf.random.normal(tf.stack([_T, n, n_trials, 4]), dtype=dtype)
+        noise = standard_normal(tf.stack([_T, n, n_trials, 4]), dtype, seeds[1])
     x0, noise = tf.cast(x0, dtype), tf.cast(noise, dtype)
     W = tf.constant(V1_W, dtype)
     h = tf.constant(V1_H_B + contrast * V1_H_C, dtype)
@@ -156,8 +164,8 @@ class V1ExcitatoryVariability:
         self.n_trials = int(n_trials)
         self.contrast = float(contrast)
 
-    def __call__(self, z, x0=None, noise=None):
-        x = v1_simulate(z, self.n_trials, self.contrast, x0, noise)
+    def __call__(self, z, x0=None, noise=None, seed=None):
+        x = v1_simulate(z, self.n_trials, self.contrast, x0, noise, seed)
         start = int(round(_T_SS / _DT))
         x_e = x[start:, :, :, 0]  # (samples, n, trials)
         var = tf.reduce_mean(tf.square(x_e - tf.reduce_mean(x_e, axis=0)), axis=0)
