@@ -540,6 +540,39 @@ class EPIEstimator(BaseEstimator):
             return -np.inf
         return self.entropy_ if is_converged(constraint_pvalues(R), self.alpha) else -np.inf
 
+    def plot_history(self, **kwargs):
+        """Optimisation trace; see :func:`sklearn_epi.plotting.plot_history`.
+
+        Returns
+        -------
+        fig, axes
+        """
+        from .plotting import plot_history
+
+        return plot_history(self, **kwargs)
+
+    def pairplot(self, **kwargs):
+        """Pairwise scatter of samples; see :func:`sklearn_epi.plotting.pairplot`.
+
+        Returns
+        -------
+        fig, axes
+        """
+        from .plotting import pairplot
+
+        return pairplot(self, **kwargs)
+
+    def plot_predictive(self, **kwargs):
+        """Predictive check; see :func:`sklearn_epi.plotting.plot_predictive`.
+
+        Returns
+        -------
+        fig, axes
+        """
+        from .plotting import plot_predictive
+
+        return plot_predictive(self, **kwargs)
+
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("_flow_cache", None)

@@ -59,7 +59,7 @@ def _check_N(N):
 
 
 def rnn_param_names(N: int) -> tuple[str, ...]:
-    """Names ``U1_0 .. U1_{N-1}, U2_*, V1_*, V2_*`` of the 4N parameters."""
+    """Names of the 4N parameters: ``U1_0``-``U1_{N-1}``, then ``U2_*``, ``V1_*``, ``V2_*``."""
     N = _check_N(N)
     return tuple(f"{vec}_{i}" for vec in ("U1", "U2", "V1", "V2") for i in range(N))
 

@@ -1,0 +1,467 @@
+r"""Figures of a fitted EPI distribution: optimisation history, pairplot, predictions.
+
+Every function returns ``(fig, axes)``, draws into ``axes=`` when given, and
+never shows or saves anything: call ``plt.show()`` or ``fig.savefig`` yourself.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.lines import Line2D
+from scipy.stats import gaussian_kde
+from sklearn.utils.validation import check_is_fitted
+
+from .analysis import _support_of, predictive, sensitivity
+
+__all__ = ["plot_history", "pairplot", "plot_predictive"]
+
+_SEED_COLORS = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+# p-values below this are drawn at it: far below alpha / m, the exact value
+# says nothing more and would squash the axis.
+_P_FLOOR = 1e-6
+_EIGEN_COLORS = ["tab:red", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
+
+
+def plot_history(est, axes=None):
+    r"""Augmented Lagrangian optimisation trace of every seed.
+
+    Panels, in order: the entropy :math:`H(q)`; the cost
+    :math:`L = -H + \eta^\top R + \frac{c}{2}\|R\|^2` (paper, Eq. 21); the
+    penalty :math:`c` (log axis); the smallest convergence-test p-value of
+    each epoch with the Bonferroni level :math:`\alpha / m` (the epoch
+    converged when the curve is above the line; values below :math:`10^{-6}`
+    are drawn at :math:`10^{-6}`); one panel per constraint
+    violation :math:`R_i = \mathbb{E}_q[T_i(z)] - \mu_{opt,i}` with its zero
+    line (the y-range fits epoch 2 onwards; the first epoch's transient may
+    leave it).
+
+    Lines are the training estimates logged every ``log_rate`` iterations,
+    one colour per seed; dots are the end-of-epoch estimates on fresh
+    samples (entropy with its standard error). Grey dotted lines mark
+    epoch boundaries; a star marks the selected epoch of the selected seed.
+
+    Parameters
+    ----------
+    est : EPIEstimator
+        A fitted estimator.
+    axes : array-like of matplotlib Axes, default=None
+        At least ``4 + m`` axes (``m`` constraints), filled in the order
+        above; ``None`` creates a figure with four panels per row.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : ndarray of Axes of shape (4 + m,)
+
+    Examples
+    --------
+    >>> from sklearn_epi.plotting import plot_history
+    >>> fig, axes = plot_history(est)  # doctest: +SKIP
+    """
+    check_is_fitted(est, "history_")
+    hist = est.history_
+    names = list(est.constraint_names_)
+    n_panels = 4 + len(names)
+    fig, axes = _panel_axes(axes, n_panels, ncols=4, panel_size=(3.2, 2.4))
+    train = hist[hist["phase"] == "train"]
+    test = hist[hist["phase"] == "test"]
+    seeds = sorted(hist["seed"].unique())
+    ax_H, ax_cost, ax_c, ax_p = axes[:4]
+    level = est.alpha / len(names)
+
+    for seed in seeds:
+        color = _SEED_COLORS[int(seed) % len(_SEED_COLORS)]
+        tr, te = train[train["seed"] == seed], test[test["seed"] == seed]
+        label = f"seed {seed}"
+        ax_H.plot(tr["iteration"], tr["H"], color=color, lw=1, label=label)
+        ax_H.errorbar(te["iteration"], te["H"], yerr=te["H_se"], fmt="o", ms=3, color=color, lw=1)
+        ax_cost.plot(tr["iteration"], tr["cost"], color=color, lw=1)
+        ax_c.plot(tr["iteration"], tr["c"], color=color, lw=1)
+        ax_c.plot(te["iteration"], te["c"], "o", ms=3, color=color)
+        after_init = te[te["epoch"] > 0]
+        p_min = after_init[[f"p_{n}" for n in names]].min(axis=1)
+        ax_p.plot(
+            after_init["iteration"], p_min.clip(lower=_P_FLOOR), "o-", ms=3, lw=1, color=color
+        )
+        for ax, name in zip(axes[4:], names):
+            ax.plot(tr["iteration"], tr[f"R_{name}"], color=color, lw=1)
+            ax.plot(te["iteration"], te[f"R_{name}"], "o", ms=3, color=color)
+
+    for iteration in sorted(test["iteration"].unique()):
+        for ax in axes:
+            ax.axvline(iteration, color="0.8", lw=0.8, ls=":", zorder=0)
+    for ax, name in zip(axes[4:], names):
+        ax.axhline(0.0, color="k", lw=0.8)
+        ax.set_ylim(_violation_limits(hist, f"R_{name}"))
+    ax_p.axhline(level, color="k", lw=0.8, ls="--")
+    ax_c.set_yscale("log")
+    ax_p.set_yscale("log")
+    ax_p.set_ylim(_P_FLOOR / 2, 2.0)
+
+    best = test[(test["seed"] == est.best_seed_) & (test["epoch"] == est.epoch_)]
+    if len(best):
+        x = best["iteration"].iloc[0]
+        star = {
+            "marker": "*",
+            "ms": 13,
+            "color": "gold",
+            "mec": "k",
+            "mew": 0.8,
+            "ls": "none",
+            "zorder": 5,
+        }
+        ax_H.plot(x, best["H"].iloc[0], label="selected epoch", **star)
+        ax_p.plot(x, max(best[[f"p_{n}" for n in names]].min(axis=1).iloc[0], _P_FLOOR), **star)
+        for ax, name in zip(axes[4:], names):
+            ax.plot(x, best[f"R_{name}"].iloc[0], **star)
+
+    titles = ["entropy H (nats)", "cost L", "penalty c", r"min p-value (line: $\alpha/m$)"]
+    titles += [f"R {name}" for name in names]
+    for ax, title in zip(axes, titles):
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("iteration")
+    ax_H.legend(fontsize="small", loc="best")
+    return fig, axes
+
+
+def pairplot(
+    est,
+    Z=None,
+    n_samples: int = 1000,
+    color="log_prob",
+    points=None,
+    hessian_at=None,
+    labels=None,
+    limits=None,
+    fig=None,
+    axes=None,
+    random_state=0,
+):
+    r"""Pairwise scatter of samples, coloured by log density, with marginals.
+
+    Below the diagonal, panel ``(i, j)`` shows parameter ``j`` (x) against
+    parameter ``i`` (y): the samples, coloured by :math:`\log q(z)` and drawn
+    with the densest on top, and Gaussian-KDE contours enclosing about 68 %
+    and 95 % of the samples. The diagonal shows each parameter's marginal
+    (histogram and KDE). The upper triangle is left empty (it holds the
+    colour bar).
+
+    Parameters
+    ----------
+    est : EPIEstimator
+        A fitted estimator.
+    Z : array-like of shape (n, D), default=None
+        Samples to plot; ``None`` draws ``n_samples`` from ``est``.
+    n_samples : int, default=1000
+        Samples drawn when ``Z`` is None.
+    color : "log_prob", None, color or array-like of shape (n,), default="log_prob"
+        ``"log_prob"`` colours by ``est.score_samples(Z)``; an array gives one
+        value per sample (with a colour bar); ``None`` or a matplotlib colour
+        draws all points alike.
+    points : array-like of shape (k, D) or (D,), default=None
+        Points to mark (e.g. a mode), as black crosses and dashed diagonal lines.
+    hessian_at : array-like of shape (D,), default=None
+        Draw the Hessian eigenvectors of :math:`\log q` at this point
+        (usually a mode) as arrows, projected onto each panel. Arrow ``k``
+        has length proportional to :math:`1/\sqrt{|\lambda_k|}` (the
+        standard deviation along :math:`v_k` for a Gaussian), so sensitive
+        directions are short; the longest arrow spans a quarter of the
+        narrowest axis range.
+    labels : list of str, default=None
+        Axis labels; ``None`` uses ``est.param_names_``.
+    limits : array-like of shape (D, 2), default=None
+        Axis limits per parameter; ``None`` uses the bounds where finite and
+        the sample range (padded by 5 %) where open.
+    fig : matplotlib.figure.Figure, default=None
+        Figure in which to create the axes; ignored when ``axes`` is given.
+    axes : array-like of Axes of shape (D, D), default=None
+        Axes to draw into; the upper triangle is switched off.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the samples drawn when ``Z`` is None.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : ndarray of Axes of shape (D, D)
+
+    See Also
+    --------
+    sklearn_epi.analysis.sensitivity : the eigenvectors drawn by ``hessian_at``.
+
+    Examples
+    --------
+    >>> from sklearn_epi.plotting import pairplot
+    >>> fig, axes = pairplot(est, points=mode, hessian_at=mode)  # doctest: +SKIP
+    """
+    check_is_fitted(est, "flow_weights_")
+    names = list(est.param_names_)
+    D = len(names)
+    if Z is None:
+        Z = est.sample(n_samples, random_state=random_state)
+    Z = np.asarray(Z, dtype=float)
+    if Z.ndim != 2 or Z.shape[1] != D:
+        raise ValueError(f"Z must have shape (n, {D}) (one column per parameter); got {Z.shape}")
+    labels = names if labels is None else [str(label) for label in labels]
+    if len(labels) != D:
+        raise ValueError(f"labels must have {D} entries; got {len(labels)}")
+    limits = _pair_limits(est, Z, limits, D)
+    points = None if points is None else np.atleast_2d(np.asarray(points, dtype=float))
+    if points is not None and points.shape[1] != D:
+        raise ValueError(f"points must have shape (k, {D}) or ({D},); got {points.shape}")
+
+    if axes is None:
+        if fig is None:
+            fig = plt.figure(figsize=(2.3 * D + 0.8, 2.3 * D), layout="constrained")
+        axes = np.atleast_2d(fig.subplots(D, D, squeeze=False))
+    else:
+        axes = np.asarray(axes, dtype=object).reshape(D, D) if np.size(axes) == D * D else None
+        if axes is None:
+            raise ValueError(f"axes must hold D x D = {D * D} Axes")
+        fig = axes[0, 0].figure
+
+    values, cmap_kw = _point_colors(est, Z, color)
+    order = np.argsort(values) if values is not None else np.arange(len(Z))
+    scatter = None
+    for i in range(D):
+        for j in range(D):
+            ax = axes[i, j]
+            if j > i:
+                ax.axis("off")
+                continue
+            if i == j:
+                _marginal(ax, Z[:, i], limits[i])
+            else:
+                kw = dict(s=4, lw=0, rasterized=True, **cmap_kw)
+                if values is not None:
+                    kw["c"] = values[order]
+                scatter = ax.scatter(Z[order, j], Z[order, i], **kw)
+                _kde_contours(ax, Z[:, j], Z[:, i], limits[j], limits[i])
+                ax.set_ylim(limits[i])
+            ax.set_xlim(limits[j])
+            _label_corner(ax, i, j, D, labels)
+
+    if points is not None:
+        _mark_points(axes, points, D)
+    if hessian_at is not None:
+        _hessian_arrows(est, axes, np.asarray(hessian_at, dtype=float), D, limits)
+    if values is not None and scatter is not None:
+        cax = axes[0, -1].inset_axes([0.78, 0.1, 0.07, 0.8])
+        label = r"$\log q(z)$" if isinstance(color, str) and color == "log_prob" else ""
+        fig.colorbar(scatter, cax=cax, label=label)
+    return fig, axes
+
+
+def plot_predictive(est, n_samples: int = 1000, axes=None, random_state=0):
+    r"""Histogram of each statistic :math:`f(z)` on fresh samples :math:`z \sim q`.
+
+    The emergent property holds when the histograms centre on the target
+    means (solid black line) with the target spread: dashed lines at
+    :math:`\mu \pm 2\sigma`. The sample mean is the dotted line.
+
+    Parameters
+    ----------
+    est : EPIEstimator
+        A fitted estimator.
+    n_samples : int, default=1000
+        Number of fresh samples.
+    axes : array-like of Axes, default=None
+        At least ``m_f`` axes, one per statistic; ``None`` creates one row.
+    random_state : int, RandomState instance or None, default=0
+        Seeds the samples.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : ndarray of Axes of shape (m_f,)
+
+    See Also
+    --------
+    sklearn_epi.analysis.predictive : the values plotted.
+    """
+    check_is_fitted(est, "flow_weights_")
+    frame = predictive(est, n_samples=n_samples, random_state=random_state)
+    names = list(frame.columns)
+    fig, axes = _panel_axes(axes, len(names), ncols=len(names), panel_size=(3.2, 2.6))
+    for k, (ax, name) in enumerate(zip(axes, names)):
+        f = frame[name].to_numpy()
+        finite = f[np.isfinite(f)]
+        mu = est.mu_[k]
+        lines = [mu]
+        if est.sigma2_ is not None:
+            sd = np.sqrt(est.sigma2_[k])
+            lines += [mu - 2 * sd, mu + 2 * sd]
+        lo = min(finite.min(initial=mu), min(lines))
+        hi = max(finite.max(initial=mu), max(lines))
+        ax.hist(finite, bins=40, range=(lo, hi), density=True, color="0.6", alpha=0.8)
+        ax.axvline(mu, color="k", lw=1.5, label="target mean")
+        if est.sigma2_ is not None:
+            for x in lines[1:]:
+                ax.axvline(x, color="k", lw=1, ls="--")
+        ax.axvline(finite.mean(), color="tab:blue", lw=1.5, ls=":", label="sample mean")
+        ax.set_xlabel(name)
+        ax.set_yticks([])
+    handles = [
+        Line2D([], [], color="k", lw=1.5, label="target mean"),
+        Line2D([], [], color="tab:blue", lw=1.5, ls=":", label="sample mean"),
+    ]
+    if est.sigma2_ is not None:
+        handles.insert(1, Line2D([], [], color="k", lw=1, ls="--", label=r"target $\pm 2$ sd"))
+    axes[0].legend(handles=handles, fontsize="small", loc="upper left")
+    return fig, axes
+
+
+def _violation_limits(hist, column):
+    """y-range of a violation panel, fitted to epoch 2 onwards.
+
+    The first epoch's large transient would otherwise flatten the approach
+    to zero, which is what the panel is for.
+    """
+    late = hist[hist["epoch"] >= 2] if hist["epoch"].max() >= 2 else hist
+    values = late[column].to_numpy(dtype=float)
+    values = values[np.isfinite(values)]
+    lo, hi = min(values.min(initial=0.0), 0.0), max(values.max(initial=0.0), 0.0)
+    pad = 0.15 * (hi - lo) if hi > lo else 1.0
+    return lo - pad, hi + pad
+
+
+def _panel_axes(axes, n_panels, ncols, panel_size):
+    """A 1-D array of ``n_panels`` axes: the given ones, or a new grid."""
+    if axes is not None:
+        flat = np.ravel(np.asarray(axes, dtype=object))
+        if flat.size < n_panels:
+            raise ValueError(f"axes must hold at least {n_panels} Axes; got {flat.size}")
+        return flat[0].figure, flat[:n_panels]
+    ncols = max(1, min(ncols, n_panels))
+    nrows = -(-n_panels // ncols)
+    fig, grid = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(panel_size[0] * ncols, panel_size[1] * nrows),
+        squeeze=False,
+        layout="constrained",
+    )
+    flat = grid.ravel()
+    for ax in flat[n_panels:]:
+        fig.delaxes(ax)
+    return fig, flat[:n_panels]
+
+
+def _pair_limits(est, Z, limits, D):
+    if limits is not None:
+        limits = np.asarray(limits, dtype=float)
+        if limits.shape != (D, 2) or not np.all(limits[:, 0] < limits[:, 1]):
+            raise ValueError(f"limits must have shape ({D}, 2) with low < high; got {limits}")
+        return limits
+    support = _support_of(est)
+    finite = Z[np.all(np.isfinite(Z), axis=1)]
+    lo, hi = finite.min(axis=0), finite.max(axis=0)
+    pad = 0.05 * np.maximum(hi - lo, 1e-12)
+    low = np.where(np.isfinite(support.low), support.low, lo - pad)
+    high = np.where(np.isfinite(support.high), support.high, hi + pad)
+    return np.column_stack([low, high])
+
+
+def _point_colors(est, Z, color):
+    if isinstance(color, str) and color == "log_prob":
+        values = est.score_samples(Z)
+        finite = np.isfinite(values)
+        values = np.where(finite, values, values[finite].min(initial=0.0))
+        return values, {"cmap": "viridis"}
+    if color is not None and not isinstance(color, str) and np.ndim(color) == 1:
+        values = np.asarray(color, dtype=float)
+        if len(values) != len(Z):
+            raise ValueError(f"color must have one value per sample ({len(Z)}); got {len(values)}")
+        return values, {"cmap": "viridis"}
+    return None, {"color": "C0" if color is None else color}
+
+
+def _marginal(ax, x, lim):
+    x = x[np.isfinite(x)]
+    ax.hist(x, bins=30, range=tuple(lim), density=True, color="0.75")
+    if np.ptp(x) > 0:
+        grid = np.linspace(*lim, 200)
+        ax.plot(grid, gaussian_kde(x)(grid), color="k", lw=1)
+    ax.set_yticks([])
+
+
+def _kde_contours(ax, x, y, xlim, ylim, masses=(0.95, 0.68)):
+    """Contours of a 2D Gaussian KDE enclosing about ``masses`` of the samples."""
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if len(x) < 10 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return
+    try:
+        kde = gaussian_kde(np.vstack([x, y]))
+    except np.linalg.LinAlgError:
+        return  # samples on a line: no 2D density to draw
+    # The density level that a fraction p of the samples exceeds bounds a
+    # region holding about p of the mass (a highest-density region).
+    at_samples = kde(np.vstack([x, y]))
+    levels = np.sort(np.quantile(at_samples, 1.0 - np.asarray(masses)))
+    if not np.all(np.diff(levels) > 0):
+        return
+    gx, gy = np.meshgrid(np.linspace(*xlim, 80), np.linspace(*ylim, 80))
+    density = kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
+    ax.contour(gx, gy, density, levels=levels, colors="k", linewidths=[0.6, 1.0])
+
+
+def _label_corner(ax, i, j, D, labels):
+    if i == D - 1:
+        ax.set_xlabel(labels[j])
+    else:
+        ax.tick_params(labelbottom=False)
+    if j == 0 and i > 0:
+        ax.set_ylabel(labels[i])
+    elif i != j:
+        ax.tick_params(labelleft=False)
+
+
+def _mark_points(axes, points, D):
+    for i in range(D):
+        for j in range(i + 1):
+            ax = axes[i, j]
+            if i == j:
+                for p in points:
+                    ax.axvline(p[i], color="k", lw=1.2, ls="--")
+            else:
+                ax.plot(points[:, j], points[:, i], "x", color="k", ms=8, mew=2, zorder=4)
+
+
+def _hessian_arrows(est, axes, z, D, limits):
+    eigenvalues, eigenvectors = sensitivity(est, z)
+    lengths = 1.0 / np.sqrt(np.maximum(np.abs(eigenvalues), np.finfo(float).tiny))
+    # Lengths keep the paper's proportion 1 / sqrt|lambda_k|; the longest
+    # spans a quarter of the narrowest axis so that every panel shows it.
+    span = np.min(limits[:, 1] - limits[:, 0])
+    lengths *= 0.25 * span / lengths.max()
+    handles = []
+    for k in range(D):
+        color = _EIGEN_COLORS[k % len(_EIGEN_COLORS)]
+        v = lengths[k] * eigenvectors[:, k]
+        for i in range(1, D):
+            for j in range(i):
+                axes[i, j].annotate(
+                    "",
+                    xy=(z[j] + v[j], z[i] + v[i]),
+                    xytext=(z[j], z[i]),
+                    arrowprops={
+                        "arrowstyle": "-|>",
+                        "color": color,
+                        "lw": 1.8,
+                        "shrinkA": 0,
+                        "shrinkB": 0,
+                    },
+                    zorder=6,
+                )
+        label = rf"$v_{{{k + 1}}}$, $\lambda$ = {eigenvalues[k]:.3g}"
+        handles.append(Line2D([], [], color=color, lw=1.8, label=label))
+    if D > 1:
+        axes[0, 1].legend(
+            handles=handles,
+            loc="upper left",
+            fontsize="small",
+            frameon=False,
+            title=r"Hessian eigenvectors",
+            title_fontsize="small",
+        )

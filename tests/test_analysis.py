@@ -1,0 +1,143 @@
+"""Known answers for modes, Hessian sensitivities and predictions on a fitted Gaussian.
+
+With the identity statistic, the maximum-entropy distribution with given
+means and variances is the Gaussian N(mu, diag(sigma2)): its mode is mu, a
+conditional mode keeps the other coordinates at their means, and the Hessian
+of log q is -diag(1 / sigma2).
+"""
+
+import numpy as np
+import pytest
+
+from sklearn_epi import ALParams, EPIEstimator
+from sklearn_epi.analysis import find_mode, predictive, sensitivity
+
+MU = np.array([1.0, -2.0])
+SIGMA2 = np.array([0.25, 1.0])
+SD = np.sqrt(SIGMA2)
+# y has a lower bound far out in the tail (8 sd): it leaves the Gaussian
+# answer intact but gives find_mode a bound it must not cross.
+BOUNDS = {"x": (-np.inf, np.inf), "y": (-10.0, np.inf)}
+
+
+def identity(z):
+    return z
+
+
+@pytest.fixture(scope="module")
+def gaussian():
+    est = EPIEstimator(
+        identity,
+        BOUNDS,
+        al_params=ALParams(num_iters=300, max_epochs=8, init_iters=200),
+        init={"mean": [0.0, 0.0], "std": 1.0},
+        random_state=0,
+    ).fit(MU, SIGMA2)
+    assert est.converged_
+    return est
+
+
+def test_mode_of_the_fitted_gaussian_is_its_mean(gaussian):
+    mode = find_mode(gaussian)
+    np.testing.assert_allclose(mode, MU, atol=0.2 * SD.min())
+
+
+def test_mode_from_a_given_start_reaches_the_same_mode(gaussian):
+    mode = find_mode(gaussian, z0=[2.5, 1.0])
+    np.testing.assert_allclose(mode, find_mode(gaussian), atol=0.05)
+
+
+def test_mode_raises_log_density_above_every_sample(gaussian):
+    mode = find_mode(gaussian)
+    samples = gaussian.sample(2000, random_state=1)
+    assert gaussian.score_samples(mode[None])[0] >= gaussian.score_samples(samples).max()
+
+
+def test_conditional_mode_holds_fixed_value_and_keeps_the_other_at_its_mean(gaussian):
+    mode = find_mode(gaussian, fixed={"y": -1.0})
+    assert mode[1] == -1.0
+    # Independent coordinates: fixing y one sd away leaves x's mode at mu_x.
+    assert abs(mode[0] - MU[0]) < 0.3 * SD[0]
+
+
+def test_conditional_mode_by_index_equals_by_name(gaussian):
+    by_name = find_mode(gaussian, fixed={"x": 0.5})
+    by_index = find_mode(gaussian, fixed={0: 0.5})
+    np.testing.assert_allclose(by_name, by_index)
+    assert by_name[0] == 0.5
+    assert abs(by_name[1] - MU[1]) < 0.3 * SD[1]
+
+
+def test_mode_search_with_a_huge_step_stays_inside_the_bounds(gaussian):
+    # The first steps overshoot far past y = -10: they must be rejected, not taken.
+    mode = find_mode(gaussian, z0=[1.0, -9.0], lr=100.0)
+    assert mode[1] > -10.0
+    assert np.isfinite(gaussian.score_samples(mode[None])[0])
+
+
+@pytest.mark.parametrize(
+    "fixed, match",
+    [({"w": 0.0}, "unknown parameter"), ({"y": -11.0}, "inside the bounds"), ({5: 0.0}, "range")],
+)
+def test_invalid_fixed_is_rejected_with_its_name(gaussian, fixed, match):
+    with pytest.raises(ValueError, match=match):
+        find_mode(gaussian, fixed=fixed)
+
+
+def test_sensitivity_eigenvalues_are_minus_inverse_variances_most_negative_first(gaussian):
+    eigenvalues, _ = sensitivity(gaussian, MU)
+    np.testing.assert_allclose(eigenvalues, -1.0 / SIGMA2, rtol=0.25)
+    assert eigenvalues[0] <= eigenvalues[1]
+
+
+def test_sensitivity_dimension_is_the_low_variance_axis(gaussian):
+    _, eigenvectors = sensitivity(gaussian, MU)
+    # v1 (most sensitive) is along x, which has the smaller variance.
+    assert abs(eigenvectors[0, 0]) > 0.95
+
+
+def test_sensitivity_eigenvectors_are_orthonormal_columns(gaussian):
+    eigenvalues, eigenvectors = sensitivity(gaussian, MU)
+    np.testing.assert_allclose(eigenvectors.T @ eigenvectors, np.eye(2), atol=1e-10)
+    H = gaussian.hessian(MU[None])[0]
+    H = 0.5 * (H + H.T)
+    np.testing.assert_allclose(H @ eigenvectors, eigenvectors * eigenvalues, atol=1e-6)
+
+
+def test_sensitivity_sign_makes_largest_component_positive(gaussian):
+    _, eigenvectors = sensitivity(gaussian, MU)
+    for v in eigenvectors.T:
+        assert v[np.argmax(np.abs(v))] > 0
+
+
+def test_sensitivity_sign_follows_the_reference_parameter(gaussian):
+    _, eigenvectors = sensitivity(gaussian, MU + 0.3, reference="y")
+    assert np.all(eigenvectors[1] >= 0)
+    _, by_index = sensitivity(gaussian, MU + 0.3, reference=1)
+    np.testing.assert_array_equal(by_index, eigenvectors)
+
+
+def test_sensitivity_most_robust_first_reverses_the_order(gaussian):
+    ascending, v_asc = sensitivity(gaussian, MU)
+    descending, v_desc = sensitivity(gaussian, MU, order="most_robust_first")
+    np.testing.assert_array_equal(descending, ascending[::-1])
+    np.testing.assert_allclose(np.abs(v_desc), np.abs(v_asc[:, ::-1]))
+
+
+def test_sensitivity_outside_the_bounds_is_an_error(gaussian):
+    with pytest.raises(ValueError, match="inside the bounds"):
+        sensitivity(gaussian, [1.0, -20.0])
+
+
+def test_predictive_frame_has_the_property(gaussian):
+    frame = predictive(gaussian, n_samples=4000, random_state=0)
+    assert list(frame.columns) == gaussian.statistic_names_
+    assert frame.shape == (4000, 2)
+    np.testing.assert_allclose(frame.mean(), MU, atol=0.1)
+    np.testing.assert_allclose(frame.var(), SIGMA2, rtol=0.2)
+
+
+def test_predictive_is_reproducible_with_random_state(gaussian):
+    a = predictive(gaussian, n_samples=50, random_state=3)
+    b = predictive(gaussian, n_samples=50, random_state=3)
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())

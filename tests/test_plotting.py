@@ -1,0 +1,163 @@
+"""Plotting functions: returned axes, labels, limits, user axes, nothing shown or saved."""
+
+import warnings
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+from sklearn_epi import ALParams, EPIEstimator  # noqa: E402
+from sklearn_epi.plotting import pairplot, plot_history, plot_predictive  # noqa: E402
+
+BOUNDS = {"a": (-1.0, 3.0), "b": (-np.inf, np.inf)}
+MU, SIGMA2 = [1.0, -2.0], [0.25, 1.0]
+
+
+def identity(z):
+    return z
+
+
+@pytest.fixture(scope="module")
+def est():
+    # The figures need a fitted estimator, not a converged one: a small budget.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return EPIEstimator(
+            identity,
+            BOUNDS,
+            al_params=ALParams(num_iters=100, max_epochs=2, init_iters=100),
+            n_seeds=2,
+            random_state=0,
+        ).fit(MU, SIGMA2)
+
+
+@pytest.fixture(autouse=True)
+def no_show_no_files(monkeypatch, tmp_path):
+    """Fail on plt.show(); run in an empty directory that must stay empty."""
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("plotting functions must not call plt.show()")
+
+    monkeypatch.setattr(plt, "show", forbidden)
+    monkeypatch.chdir(tmp_path)
+    yield
+    plt.close("all")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_pairplot_returns_square_axes_labelled_by_parameter_names(est):
+    fig, axes = pairplot(est, n_samples=300)
+    assert isinstance(fig, matplotlib.figure.Figure)
+    assert axes.shape == (2, 2)
+    assert [ax.get_xlabel() for ax in axes[-1]] == ["a", "b"]
+    assert axes[1, 0].get_ylabel() == "b"
+    assert not axes[0, 1].axison
+
+
+def test_pairplot_limits_are_the_finite_bounds_and_cover_samples_elsewhere(est):
+    Z = est.sample(300, random_state=0)
+    fig, axes = pairplot(est, Z=Z)
+    assert axes[1, 0].get_xlim() == pytest.approx(BOUNDS["a"])
+    assert axes[0, 0].get_xlim() == pytest.approx(BOUNDS["a"])
+    low, high = axes[1, 1].get_xlim()
+    assert low < Z[:, 1].min() and Z[:, 1].max() < high
+    assert axes[1, 0].get_ylim() == pytest.approx((low, high))
+
+
+def test_pairplot_uses_given_labels_and_limits(est):
+    limits = [[0.0, 2.0], [-5.0, 1.0]]
+    fig, axes = pairplot(est, n_samples=200, labels=["alpha", "beta"], limits=limits)
+    assert [ax.get_xlabel() for ax in axes[-1]] == ["alpha", "beta"]
+    assert axes[1, 0].get_ylabel() == "beta"
+    assert axes[1, 0].get_xlim() == pytest.approx((0.0, 2.0))
+    assert axes[1, 0].get_ylim() == pytest.approx((-5.0, 1.0))
+
+
+def test_pairplot_draws_into_given_axes_without_a_new_figure(est):
+    fig, given = plt.subplots(2, 2)
+    before = plt.get_fignums()
+    out_fig, axes = pairplot(est, n_samples=200, axes=given)
+    assert out_fig is fig
+    assert all(a is b for a, b in zip(axes.ravel(), given.ravel()))
+    assert plt.get_fignums() == before
+
+
+def test_pairplot_draws_into_a_given_figure(est):
+    fig = plt.figure()
+    out_fig, axes = pairplot(est, n_samples=200, fig=fig)
+    assert out_fig is fig
+    assert all(ax.figure is fig for ax in axes.ravel())
+
+
+def test_pairplot_marks_points_and_draws_one_arrow_per_eigenvector(est):
+    z = np.array([1.0, -2.0])
+    fig, axes = pairplot(est, n_samples=200, points=z, hessian_at=z)
+    marked = [line for line in axes[1, 0].lines if line.get_marker() == "x"]
+    assert len(marked) == 1
+    np.testing.assert_allclose(marked[0].get_xydata(), [[1.0, -2.0]])
+    arrows = [t for t in axes[1, 0].texts if getattr(t, "arrow_patch", None) is not None]
+    assert len(arrows) == 2
+    assert all(tuple(t.xyann) == (1.0, -2.0) for t in arrows)
+
+
+def test_pairplot_rejects_samples_of_the_wrong_width(est):
+    with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
+        pairplot(est, Z=np.zeros((10, 3)))
+
+
+def test_plot_history_has_four_panels_plus_one_per_constraint(est):
+    fig, axes = plot_history(est)
+    m = len(est.constraint_names_)
+    assert axes.shape == (4 + m,)
+    titles = [ax.get_title() for ax in axes]
+    for name in est.constraint_names_:
+        assert f"R {name}" in titles
+    assert axes[2].get_yscale() == "log"  # penalty c
+
+
+def test_plot_history_draws_one_line_per_seed_and_stars_the_selected_epoch(est):
+    fig, axes = plot_history(est)
+    seed_lines = [line for line in axes[0].lines if line.get_label().startswith("seed")]
+    assert len(seed_lines) == est.seeds_.shape[0]
+    stars = [line for line in axes[0].lines if line.get_marker() == "*"]
+    assert len(stars) == 1
+
+
+def test_plot_history_accepts_axes_and_rejects_too_few(est):
+    m = len(est.constraint_names_)
+    fig, given = plt.subplots(2, 4)
+    out_fig, axes = plot_history(est, axes=given)
+    assert out_fig is fig and len(axes) == 4 + m
+    with pytest.raises(ValueError, match="at least"):
+        plot_history(est, axes=given.ravel()[:3])
+
+
+def test_plot_predictive_one_panel_per_statistic_with_target_lines(est):
+    fig, axes = plot_predictive(est, n_samples=300)
+    assert axes.shape == (len(MU),)
+    assert [ax.get_xlabel() for ax in axes] == est.statistic_names_
+    for ax, mu, s2 in zip(axes, MU, SIGMA2):
+        xs = sorted(line.get_xdata()[0] for line in ax.lines if line.get_color() == "k")
+        np.testing.assert_allclose(xs, [mu - 2 * np.sqrt(s2), mu, mu + 2 * np.sqrt(s2)])
+
+
+def test_plot_predictive_accepts_axes(est):
+    fig, given = plt.subplots(1, 2)
+    out_fig, axes = plot_predictive(est, n_samples=100, axes=given)
+    assert out_fig is fig
+    assert all(a is b for a, b in zip(axes, given))
+
+
+def test_estimator_methods_delegate_to_the_plotting_functions(est):
+    for method in ("plot_history", "plot_predictive"):
+        fig, axes = getattr(est, method)()
+        assert fig is np.ravel(axes)[0].figure
+        plt.close(fig)
+    fig, axes = est.pairplot(n_samples=50)
+    assert axes.shape == (len(est.param_names_),) * 2
+    plt.close(fig)
