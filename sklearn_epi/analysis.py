@@ -22,6 +22,7 @@ import tensorflow as tf
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from .optimize import call_statistic
 from .support import parse_bounds
 
 __all__ = ["find_mode", "sensitivity", "predictive"]
@@ -272,8 +273,11 @@ def predictive(est, n_samples: int = 1000, random_state=0) -> pd.DataFrame:
     """
     check_is_fitted(est, "flow_weights_")
     _check_positive_int(n_samples, "n_samples")
-    Z = est.sample(n_samples, random_state=check_random_state(random_state))
-    f = est.statistic(tf.constant(Z, dtype=est.dtype))
+    rng = check_random_state(random_state)
+    Z = est.sample(n_samples, random_state=rng)
+    # A stochastic simulator that takes seed= gets one from the same stream.
+    seed = rng.randint(0, 2**31 - 1, size=2)
+    f = call_statistic(est.statistic, tf.constant(Z, dtype=est.dtype), seed)
     f = np.asarray(f, dtype=float).reshape(n_samples, -1)
     return pd.DataFrame(f, columns=list(est.statistic_names_))
 

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, check_memory
 from . import optimize
 from .convergence import constraint_pvalues, is_converged
 from .flows import MAF, RealNVP
-from .optimize import ALParams, SeedSpec, fit_seed, statistic_takes_seed
+from .optimize import ALParams, SeedSpec, call_statistic, fit_seed
 from .support import parse_bounds
 
 __all__ = ["EPIEstimator"]
@@ -531,7 +531,7 @@ class EPIEstimator(BaseEstimator):
             )
         n_test = self.n_test or _resolve_al_params(self.al_params).batch_size
         z, _ = fns.sample(_N_TEST_BATCHES * n_test, tf.constant([self._score_seed, 1], tf.int32))
-        f = np.asarray(_call_statistic(self.statistic, z, [self._score_seed, 2]), dtype=float)
+        f = np.asarray(call_statistic(self.statistic, z, [self._score_seed, 2]), dtype=float)
         f = f.reshape(z.shape[0], -1)
         T = f if sigma2 is None else np.hstack([f, (f - mu) ** 2])
         target = mu if sigma2 is None else np.concatenate([mu, sigma2])
@@ -714,17 +714,11 @@ def _check_targets(mu, sigma2):
     return mu, sigma2, names
 
 
-def _call_statistic(statistic, z, seed):
-    if statistic_takes_seed(statistic):
-        return statistic(z, seed=tf.constant(seed, tf.int32))
-    return statistic(z)
-
-
 def _probe_statistic(statistic, center, m_f):
     """Call the statistic on a small batch at the initial mean and check its output."""
     probe = tf.constant(np.repeat(center[None, :], 2, axis=0), tf.float32)
     try:
-        out = _call_statistic(statistic, probe, [0, 0])
+        out = call_statistic(statistic, probe, [0, 0])
     except Exception as exc:
         raise ValueError(
             f"statistic raised {type(exc).__name__} on a probe batch of shape (2, "

@@ -34,6 +34,24 @@ class _FlowSpec(BaseEstimator):
 
     _integer_fields = ("num_stages", "num_layers", "num_units", "num_bins")
 
+    def __init__(
+        self,
+        num_stages: int = 3,
+        num_layers: int = 2,
+        num_units: int = 50,
+        elementwise: str = "affine",
+        num_bins: int = 8,
+        spline_range: float = 4.0,
+        post_affine: bool = True,
+    ):
+        self.num_stages = num_stages
+        self.num_layers = num_layers
+        self.num_units = num_units
+        self.elementwise = elementwise
+        self.num_bins = num_bins
+        self.spline_range = spline_range
+        self.post_affine = post_affine
+
     def _validate(self) -> None:
         for field in self._integer_fields:
             value = getattr(self, field)
@@ -107,24 +125,6 @@ class RealNVP(_FlowSpec):
     25
     """
 
-    def __init__(
-        self,
-        num_stages: int = 3,
-        num_layers: int = 2,
-        num_units: int = 50,
-        elementwise: str = "affine",
-        num_bins: int = 8,
-        spline_range: float = 4.0,
-        post_affine: bool = True,
-    ):
-        self.num_stages = num_stages
-        self.num_layers = num_layers
-        self.num_units = num_units
-        self.elementwise = elementwise
-        self.num_bins = num_bins
-        self.spline_range = spline_range
-        self.post_affine = post_affine
-
     def _stage(self, dim, rng, dtype, index):
         num_masked = dim // 2
         transformed = dim - num_masked
@@ -176,24 +176,6 @@ class MAF(_FlowSpec):
     --------
     RealNVP : coupling flow with fast sampling and density.
     """
-
-    def __init__(
-        self,
-        num_stages: int = 3,
-        num_layers: int = 2,
-        num_units: int = 50,
-        elementwise: str = "affine",
-        num_bins: int = 8,
-        spline_range: float = 4.0,
-        post_affine: bool = True,
-    ):
-        self.num_stages = num_stages
-        self.num_layers = num_layers
-        self.num_units = num_units
-        self.elementwise = elementwise
-        self.num_bins = num_bins
-        self.spline_range = spline_range
-        self.post_affine = post_affine
 
     def _stage(self, dim, rng, dtype, index):
         per_dim = _params_per_dim(self)

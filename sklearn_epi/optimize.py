@@ -317,12 +317,8 @@ class _Objective(_Stepper):
         ``seed`` (the batch's stateless seed) reaches a statistic that takes a
         ``seed`` argument, folded so its draws are independent of the flow's.
         """
-        if statistic_takes_seed(self.statistic):
-            own = tf.random.experimental.stateless_fold_in(seed, 1)
-            f = self.statistic(z, seed=own)
-        else:
-            f = self.statistic(z)
-        f = tf.cast(f, self.flow.dtype)
+        own = tf.random.experimental.stateless_fold_in(seed, 1)
+        f = tf.cast(call_statistic(self.statistic, z, own), self.flow.dtype)
         # The static width keeps loop shapes fixed even for statistics whose
         # output shape TF cannot infer (py_function, dynamic reshapes).
         f = tf.reshape(f, [tf.shape(z)[0], len(self.spec.mu)])
@@ -366,6 +362,13 @@ class _Objective(_Stepper):
         seed = self._next_seed()
         z, log_q = self.flow.sample_and_log_prob(n, seed=seed)
         return self.sufficient_statistics(z, seed), log_q
+
+
+def call_statistic(statistic, z, seed):
+    """``statistic(z)``, passing ``seed`` (shape (2,)) when the statistic takes one."""
+    if statistic_takes_seed(statistic):
+        return statistic(z, seed=tf.cast(seed, tf.int32))
+    return statistic(z)
 
 
 def statistic_takes_seed(statistic) -> bool:
