@@ -587,15 +587,15 @@ def _epoch_end(objective, fns, spec, epoch, iteration, rng, previous):
         logq_parts.append(log_q.numpy())
     T = np.concatenate(T_parts).astype(float)
     log_q = np.concatenate(logq_parts).astype(float)
+    if not (np.all(np.isfinite(T)) and np.all(np.isfinite(log_q))):
+        raise _NonFinite(epoch, iteration, "statistic or log density on the test samples")
     mu_opt = objective.mu_opt.numpy().astype(float)
     R_batches = T.reshape(B, n, -1).mean(axis=1) - mu_opt
     R_hat = T.mean(axis=0) - mu_opt
-    finite = np.all(np.isfinite(T)) and np.all(np.isfinite(log_q))
-    pvalues = constraint_pvalues(R_batches) if finite else np.zeros(len(mu_opt))
-    H, H_se = entropy_estimate(log_q) if finite else (np.nan, np.nan)
+    pvalues = constraint_pvalues(R_batches)
+    H, H_se = entropy_estimate(log_q)
     norms = np.linalg.norm(R_batches, axis=1)
     spread = R_batches.std(axis=0, ddof=1) + np.finfo(float).tiny
-    worst_t = float(np.max(np.abs(R_batches.mean(axis=0)) / spread)) if finite else np.inf
     c = float(objective.c.numpy())
     eta = objective.eta.numpy().astype(float)
     record = {
@@ -605,16 +605,16 @@ def _epoch_end(objective, fns, spec, epoch, iteration, rng, previous):
         "H_se": H_se,
         "R": R_hat,
         "pvalues": pvalues,
-        "converged": bool(finite and epoch > 0 and is_converged(pvalues, spec.alpha)),
+        "converged": epoch > 0 and is_converged(pvalues, spec.alpha),
         "c": c,
         "eta": eta,
         "norms": norms,
         "weights": objective.flow.get_weights(),
         "c_pvalue": np.nan,
-        "worst_t": worst_t,
+        # Best effort when nothing converges: the worst constraint's distance
+        # from zero in units of its batch-to-batch spread.
+        "worst_t": float(np.max(np.abs(R_batches.mean(axis=0)) / spread)),
     }
-    if not finite:
-        raise _NonFinite(epoch, iteration, "statistic or log density on the test samples")
     if epoch > 0:
         # eta uses the penalty of the epoch that just ended (Algorithm 1, l. 9).
         objective.eta.assign((eta + c * R_hat).astype(objective.eta.dtype.as_numpy_dtype))
@@ -631,8 +631,6 @@ def _choose_epoch(epochs):
     converged = [e for e in candidates if e["converged"]]
     if converged:
         return max(converged, key=lambda e: e["H"])
-    # Best effort: the epoch whose worst constraint is closest to zero in
-    # units of its own batch-to-batch spread.
     return min(candidates, key=lambda e: e["worst_t"])
 
 
