@@ -593,14 +593,12 @@ class _FittedFunctions:
         self.sample = tf.function(flow.sample_and_log_prob)
         self.log_prob = tf.function(flow.log_prob)
 
-        @tf.function
         def gradient(z):
             with tf.GradientTape() as tape:
                 tape.watch(z)
                 log_q = flow.log_prob(z)
             return tape.gradient(log_q, z)
 
-        @tf.function
         def hessian(z):
             with tf.GradientTape() as outer:
                 outer.watch(z)
@@ -612,8 +610,40 @@ class _FittedFunctions:
             # of the gradient is the stack of per-point Hessians.
             return outer.batch_jacobian(grad, z)
 
-        self.gradient = gradient
-        self.hessian = hessian
+        self.gradient = _XLAWithFallback(gradient)
+        self.hessian = _XLAWithFallback(hessian)
+
+
+class _XLAWithFallback:
+    """A per-point query compiled with XLA, rows padded to powers of two.
+
+    XLA compiles once per input shape; padding the batch to the next power of
+    two bounds the compilations at log2(n) while keeping the 1.6-2.3x speed-up
+    of compiled Hessians (benchmarks/queries.py). If XLA cannot compile the
+    query, it falls back to a plain graph for good.
+    """
+
+    def __init__(self, fn):
+        self.xla = tf.function(fn, jit_compile=True)
+        self.plain = tf.function(fn)
+        self.use_xla = True
+
+    def __call__(self, z):
+        n = int(z.shape[0])
+        if self.use_xla:
+            size = 1 << max(n - 1, 0).bit_length()
+            padded = tf.concat([z, tf.repeat(z[:1], size - n, axis=0)], axis=0)
+            try:
+                return self.xla(padded)[:n]
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
+                warnings.warn(
+                    f"XLA could not compile {self.plain.python_function.__name__}; using a "
+                    f"plain graph ({str(exc).strip().splitlines()[-1][:200]})",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                self.use_xla = False
+        return self.plain(z)
 
 
 def _run_seeds(spec, seeds, n_jobs):

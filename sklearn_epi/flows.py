@@ -139,18 +139,26 @@ class RealNVP(_FlowSpec):
             name=f"coupling_{index}",
         )
         elementwise = _elementwise_from(self, per_dim)
-        return (
-            tfb.RealNVP(
-                num_masked=num_masked,
-                bijector_fn=lambda x, output_units, **_: elementwise(
-                    tf.reshape(
-                        conditioner(x), tf.concat([tf.shape(x)[:-1], [output_units, per_dim]], 0)
-                    )
-                ),
-                name=f"real_nvp_{index}",
-            ),
-            conditioner,
+
+        def coupled(x0, output_units):
+            shape = tf.concat([tf.shape(x0)[:-1], [output_units, per_dim]], 0)
+            return elementwise(tf.reshape(conditioner(x0), shape))
+
+        def forward(x):
+            # One conditioner call for both the sample and its log-Jacobian;
+            # TFP's RealNVP evaluates the network once for each.
+            x0, x1 = x[..., :num_masked], x[..., num_masked:]
+            bij = coupled(x0, transformed)
+            y1 = bij.forward(x1)
+            ldj = tf.reduce_sum(bij.forward_log_det_jacobian(x1, event_ndims=0), axis=-1)
+            return tf.concat([x0, y1], axis=-1), ldj
+
+        bijector = tfb.RealNVP(
+            num_masked=num_masked,
+            bijector_fn=lambda x, output_units, **_: coupled(x, output_units),
+            name=f"real_nvp_{index}",
         )
+        return bijector, conditioner, forward
 
 
 class MAF(_FlowSpec):
@@ -183,12 +191,16 @@ class MAF(_FlowSpec):
             dim, per_dim, self.num_layers, self.num_units, rng, dtype, name=f"made_{index}"
         )
         elementwise = _elementwise_from(self, per_dim)
-        return (
-            tfb.MaskedAutoregressiveFlow(
-                bijector_fn=lambda x, **_: elementwise(made(x)), name=f"maf_{index}"
-            ),
-            made,
+        bijector = tfb.MaskedAutoregressiveFlow(
+            bijector_fn=lambda x, **_: elementwise(made(x)), name=f"maf_{index}"
         )
+        # Sampling a MAF takes D sequential passes whatever we do: no fused form.
+        return bijector, made, _bijector_step(bijector)
+
+
+def _bijector_step(bijector):
+    """``x -> (y, log|dy/dx|)`` of a TFP bijector on vectors."""
+    return lambda x: (bijector.forward(x), bijector.forward_log_det_jacobian(x, event_ndims=1))
 
 
 def _params_per_dim(spec) -> int:
@@ -307,24 +319,58 @@ class FlowDistribution(tf.Module):
         self.dtype = tf.as_dtype(dtype)
         self.dim = dim
         stages, self.conditioners = [], []
+        # (bijector, x -> (y, log|dy/dx|)) in the order they are applied.
+        steps = []
         for index in range(spec.num_stages):
             if index > 0 and dim > 1:
-                stages.append(tfb.Permute(np.arange(dim)[::-1].copy(), name=f"reverse_{index}"))
-            stage, conditioner = spec._stage(dim, rng, self.dtype, index)
+                reverse = np.arange(dim)[::-1].copy()
+                stages.append(tfb.Permute(reverse, name=f"reverse_{index}"))
+                steps.append(lambda x, p=reverse: (tf.gather(x, p, axis=-1), 0.0))
+            stage, conditioner, step = spec._stage(dim, rng, self.dtype, index)
             stages.append(stage)
+            steps.append(step)
             self.conditioners.append(conditioner)
         if spec.post_affine:
             self.shift = tf.Variable(tf.zeros([dim], self.dtype), name="post_shift")
             self.log_scale = tf.Variable(tf.zeros([dim], self.dtype), name="post_log_scale")
             stages.append(tfb.Shift(self.shift)(tfb.Scale(log_scale=self.log_scale)))
+            steps.append(
+                lambda x: (
+                    x * tf.exp(self.log_scale) + self.shift,
+                    tf.reduce_sum(self.log_scale),
+                )
+            )
         stages.append(support.bijector(self.dtype))
+        steps.append(_bijector_step(stages[-1]))
+        self._steps = steps
         self.bijector = tfb.Chain(stages[::-1], name="flow")
         base = tfd.MultivariateNormalDiag(loc=tf.zeros([dim], self.dtype))
         self.distribution = tfd.TransformedDistribution(base, self.bijector)
 
     def sample_and_log_prob(self, n, seed):
-        """Draw ``n`` samples and their log densities in one forward pass."""
-        return self.distribution.experimental_sample_and_log_prob(n, seed=seed)
+        r"""Draw ``n`` samples and their log densities in one forward pass.
+
+        The change of variables is accumulated stage by stage,
+        :math:`\log q(z) = \log N(\epsilon) - \sum_k \log|\det J_k|`,
+        with each coupling network evaluated once per stage.
+
+        Parameters
+        ----------
+        n : int
+        seed : tf.Tensor of shape (2,)
+            Stateless seed.
+
+        Returns
+        -------
+        z : tf.Tensor of shape (n, D)
+        log_q : tf.Tensor of shape (n,)
+        """
+        x = tf.random.stateless_normal([n, self.dim], seed=seed, dtype=self.dtype)
+        log_q = -0.5 * tf.reduce_sum(tf.square(x), axis=-1) - 0.5 * self.dim * np.log(2 * np.pi)
+        for step in self._steps:
+            x, log_det = step(x)
+            log_q = log_q - log_det
+        return x, log_q
 
     def log_prob(self, z):
         """Log density of points ``z`` (inside the support)."""

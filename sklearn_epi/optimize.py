@@ -229,18 +229,10 @@ class _Stepper(tf.Module):
             loss, self.flow.trainable_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
 
-    def _apply_if_finite(self, loss, grads):
-        finite = tf.math.is_finite(loss)
-        for g in grads:
-            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
-
-        def update():
-            self.adam.apply(grads)
-            return tf.constant(True)
-
-        # A non-finite step is skipped (the weights stay at the last good
-        # values) and reported through the returned flag.
-        tf.cond(finite, update, lambda: tf.constant(False))
+    def _all_weights_finite(self):
+        finite = tf.constant(True)
+        for var in self.flow.trainable_variables:
+            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(var)))
         return finite
 
 
@@ -264,9 +256,10 @@ class _GaussianInit(_Stepper):
                 u = (z - self.mean) / self.std
                 log_n = -0.5 * tf.reduce_sum(u * u, axis=1) - log_norm
                 loss = tf.reduce_mean(log_q - log_n)
-            grads = self._gradients(tape, loss)
-            all_finite = tf.logical_and(all_finite, self._apply_if_finite(loss, grads))
+            self.adam.apply(self._gradients(tape, loss))
+            all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
             total += loss
+        all_finite = tf.logical_and(all_finite, self._all_weights_finite())
         return total / tf.cast(num_steps, dtype), all_finite
 
 
@@ -349,11 +342,14 @@ class _Objective(_Stepper):
                     + tf.tensordot(self.eta, R, 1)
                     + self.c * tf.tensordot(R1, tf.stop_gradient(R2), 1)
                 )
-            grads = self._gradients(tape, loss)
-            finite = self._apply_if_finite(loss, grads)
-            all_finite = tf.logical_and(all_finite, finite)
+            self.adam.apply(self._gradients(tape, loss))
+            # A non-finite gradient makes the weights non-finite, which the
+            # check after the loop catches: per step only the scalar loss is
+            # tested. The seed then fails and keeps its last epoch-end weights.
+            all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
             cost = -H + tf.tensordot(self.eta, R, 1) + 0.5 * self.c * tf.reduce_sum(R * R)
             sums = (sums[0] + H, sums[1] + cost, sums[2] + R)
+        all_finite = tf.logical_and(all_finite, self._all_weights_finite())
         n = tf.cast(num_steps, dtype)
         return sums[0] / n, sums[1] / n, sums[2] / n, all_finite
 
