@@ -1,75 +1,130 @@
-"""Training iterations per second on the 2D oscillator, with and without XLA.
+"""Training iterations per second: the package's compiled step against a hand-written one.
 
-Same flow (RealNVP 3 stages x 2 layers x 50 units), same batch (500), same
-statistic, same optimiser state; only ``jit_compile`` differs. Both are
-measured in this one process, after a warm-up chunk that pays for tracing and
-compilation, so the ratio compares steady-state step cost.
+For each problem, the package's step (``_compile(_Objective(...))["train"]``,
+XLA) and :class:`~benchmarks.reference_step.ReferenceStep` (plain
+``tf.function(jit_compile=True)``, the same maths without TFP or safety
+checks) start from the same flow weights and draw batches of the same size.
+They are timed in this one process, interleaved, after a warm-up chunk that
+pays for tracing and compilation; the best of ``repeats`` rounds is kept, so
+load from other processes biases both the same way.
 
-Run: ``python benchmarks/throughput.py [--iters 2000] [--repeats 3]``
+Run: ``python -m benchmarks --sections throughput``
 """
 
 from __future__ import annotations
 
-import argparse
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from sklearn_epi.optimize import _compile, _Objective
 
-from sklearn_epi import ALParams, RealNVP  # noqa: E402
-from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues  # noqa: E402
-from sklearn_epi.optimize import SeedSpec, _compile, _Objective  # noqa: E402
-from sklearn_epi.support import parse_bounds  # noqa: E402
+from . import problems
+from .reference_step import ReferenceStep, ReferenceStepTFPFlow, max_density_mismatch
+
+CHUNK = 50  # iterations per call, the default log_rate of fit
 
 
-def iterations_per_second(jit_compile: bool, iters: int, repeats: int, chunk: int = 50) -> float:
-    """Best-of-``repeats`` training throughput of one compiled configuration."""
-    support = parse_bounds(LDS_BOUNDS)
-    mean, std = support.default_gaussian()
-    spec = SeedSpec(
-        flow=RealNVP(num_stages=3, num_layers=2, num_units=50),
-        support=support,
-        statistic=lds_eigenvalues,
-        mu=LDS_MU,
-        sigma2=LDS_SIGMA2,
-        constraint_names=["m0", "m1", "v0", "v1"],
-        al=ALParams(batch_size=500),
-        init_mean=mean,
-        init_std=std,
-        alpha=0.05,
-        n_test=500,
-    )
-    flow = spec.flow.build(support, seed=0)
-    train = _compile(_Objective(flow, spec, seed=0), jit_compile)["train"]
-    steps = tf.constant(chunk, tf.int32)
-    train(steps)  # trace + compile
-    best = 0.0
+def steady_rates(steps: dict, iters: int, repeats: int, chunk: int = CHUNK) -> dict:
+    """Best-of-``repeats`` iterations/s of each ``train(num_steps)`` callable.
+
+    Every callable is warmed up first; rounds interleave the callables so a
+    burst of load from elsewhere hits all of them. One host sync per chunk,
+    as in ``fit``.
+    """
+    num = tf.constant(chunk, tf.int32)
+    for train in steps.values():
+        _sync(train(num))
+    best = dict.fromkeys(steps, 0.0)
+    calls = max(1, iters // chunk)
     for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(iters // chunk):
-            H, *_ = train(steps)
-        float(H)  # one host sync per chunk, as in fit
-        best = max(best, (iters // chunk) * chunk / (time.perf_counter() - start))
+        for name, train in steps.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                out = train(num)
+            _sync(out)
+            best[name] = max(best[name], calls * chunk / (time.perf_counter() - start))
     return best
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--iters", type=int, default=2000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
-    plain = iterations_per_second(False, args.iters, args.repeats)
-    xla = iterations_per_second(True, args.iters, args.repeats)
-    print(f"threads: {tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()}")
-    print(f"{'configuration':<24}{'iterations/s':>14}")
-    print(f"{'graph (no XLA)':<24}{plain:>14.1f}")
-    print(f"{'XLA (jit_compile=True)':<24}{xla:>14.1f}")
-    print(f"ratio XLA / graph: {xla / plain:.2f}x")
-    return np.array([plain, xla])
+def _sync(out):
+    first = out[0] if isinstance(out, (tuple, list)) else out
+    return float(first)
 
 
-if __name__ == "__main__":
-    main()
+def package_step(problem, jit_compile=True, objective_cls=_Objective, flow=None, seed=0):
+    """The package's compiled training loop for ``problem`` and its flow."""
+    spec = problem.seed_spec()
+    flow = flow if flow is not None else spec.flow.build(spec.support, seed=seed)
+    objective = objective_cls(flow, spec, seed)
+    return _compile(objective, jit_compile)["train"], flow, spec
+
+
+def reference_step(problem, flow, spec, cls=ReferenceStep):
+    ref = cls(
+        flow,
+        spec.support,
+        problem.statistic,
+        problem.mu,
+        problem.sigma2,
+        batch_size=spec.al.batch_size,
+        lr=spec.al.lr,
+        c0=spec.al.c0,
+    )
+    train = tf.function(ref.train, input_signature=[tf.TensorSpec([], tf.int32)], jit_compile=True)
+    return train, ref
+
+
+def run(quick=False):
+    """Rows of the throughput table: ours, reference, ratio, per problem."""
+    iters, repeats = (200, 2) if quick else (1000, 3)
+    cases = [problems.oscillator()] + ([] if quick else [problems.rnn(10), problems.rnn(50)])
+    rows = []
+    for problem in cases:
+        ours, flow, spec = package_step(problem)
+        ref_train, ref = reference_step(problem, flow, spec)
+        mismatch = max_density_mismatch(flow, ref)
+        steps = {"ours": ours, "reference": ref_train}
+        if not quick:  # diagnosis of the gap, see the README
+            tfp_flow = spec.flow.build(spec.support, seed=0)
+            steps["reference_tfp"] = reference_step(problem, tfp_flow, spec, ReferenceStepTFPFlow)[
+                0
+            ]
+        rates = steady_rates(steps, iters, repeats)
+        rows.append(
+            {
+                "section": "throughput",
+                "benchmark": f"train it/s, {problem.name} (D={problem.dim}, "
+                f"batch {spec.al.batch_size})",
+                "value": rates["ours"],
+                "baseline": rates["reference"],
+                "unit": "it/s",
+                "ratio": rates["ours"] / rates["reference"],
+                "goal": ">= 0.9",
+                "met": rates["ours"] / rates["reference"] >= 0.9,
+                "notes": f"vs hand-written XLA step; max |log q diff| {mismatch:.1e}",
+            }
+        )
+        if not quick:
+            rows += [
+                {
+                    "section": "throughput",
+                    "benchmark": f"  diagnosis, {problem.name}: {label}",
+                    "value": rates[key],
+                    "baseline": rates[base],
+                    "unit": "it/s",
+                    "ratio": rates[key] / rates[base],
+                    "goal": "",
+                    "met": None,
+                    "notes": note,
+                }
+                for key, base, label, note in [
+                    (
+                        "reference_tfp",
+                        "reference",
+                        "reference step, TFP flow",
+                        "vs hand chain: cost of TFP's chain (conditioner run twice)",
+                    ),
+                ]
+            ]
+    return rows

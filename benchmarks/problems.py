@@ -1,0 +1,112 @@
+"""The problems every benchmark section runs on, built the way ``fit`` builds them.
+
+Two families: the paper's 2D oscillator (:mod:`sklearn_epi.circuits.lds`,
+RealNVP 3 x 2 x 50, batch 500) and the rank-2 RNN of stable amplification
+(paper, Methods "Scaling EPI for stable amplification in RNNs": RealNVP
+3 x 2 x 100, ``c0 = 1e-3``, batch 200, ``beta = 4``, 500 iterations per
+epoch, ``N_test = 200``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from dataclasses import dataclass, replace  # noqa: E402
+
+from sklearn_epi import ALParams, RealNVP  # noqa: E402
+from sklearn_epi.circuits import (  # noqa: E402
+    LDS_BOUNDS,
+    LDS_MU,
+    LDS_SIGMA2,
+    RNN_MU,
+    RNN_SIGMA2,
+    lds_eigenvalues,
+    rnn_bounds,
+    rnn_stable_amplification,
+)
+from sklearn_epi.optimize import SeedSpec  # noqa: E402
+from sklearn_epi.support import parse_bounds  # noqa: E402
+
+#: Paper's distance criterion: ||E_q[f] - mu||_2 below this (Methods,
+#: "Methodological comparison").
+CRITERION = 0.5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Statistic, support, targets and the paper's optimiser settings."""
+
+    name: str
+    statistic: object
+    bounds: dict
+    mu: object
+    sigma2: object
+    flow: RealNVP
+    al: ALParams
+    n_test: int
+
+    @property
+    def dim(self) -> int:
+        return len(self.bounds)
+
+    def estimator_kwargs(self, **al_overrides) -> dict:
+        """Keyword arguments of an :class:`~sklearn_epi.EPIEstimator` for this problem."""
+        al = self.al.set_params(**al_overrides) if al_overrides else self.al
+        return {
+            "statistic": self.statistic,
+            "bounds": self.bounds,
+            "flow": self.flow,
+            "al_params": al,
+            "n_test": self.n_test,
+        }
+
+    def seed_spec(self, **changes) -> SeedSpec:
+        """The :class:`SeedSpec` ``EPIEstimator.fit`` would hand a worker (one seed)."""
+        support = parse_bounds(self.bounds)
+        mean, std = support.default_gaussian()
+        names = [f"mean_f{i}" for i in range(len(self.mu))]
+        names += [f"var_f{i}" for i in range(len(self.mu))]
+        spec = SeedSpec(
+            flow=self.flow,
+            support=support,
+            statistic=self.statistic,
+            mu=self.mu,
+            sigma2=self.sigma2,
+            constraint_names=names,
+            al=self.al,
+            init_mean=mean,
+            init_std=std,
+            alpha=0.05,
+            n_test=self.n_test,
+        )
+        return replace(spec, **changes)
+
+
+def oscillator() -> Problem:
+    """The 2D linear system oscillating at 1 Hz (paper, Eq. 29), D = 4."""
+    return Problem(
+        name="oscillator",
+        statistic=lds_eigenvalues,
+        bounds=dict(LDS_BOUNDS),
+        mu=LDS_MU,
+        sigma2=LDS_SIGMA2,
+        flow=RealNVP(num_stages=3, num_layers=2, num_units=50),
+        al=ALParams(batch_size=500),
+        n_test=500,
+    )
+
+
+def rnn(N: int) -> Problem:
+    """Stable amplification in a rank-2 RNN of N neurons (paper, Eq. 63-65), D = 4N."""
+    return Problem(
+        name=f"rnn N={N}",
+        statistic=rnn_stable_amplification(N),
+        bounds=rnn_bounds(N),
+        mu=RNN_MU,
+        sigma2=RNN_SIGMA2,
+        flow=RealNVP(num_stages=3, num_layers=2, num_units=100),
+        al=ALParams(c0=1e-3, beta=4.0, batch_size=200, num_iters=500, init_iters=500),
+        n_test=200,
+    )
