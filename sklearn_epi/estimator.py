@@ -393,11 +393,8 @@ class EPIEstimator(BaseEstimator):
         dtype = tf.as_dtype(self.dtype if dtype is None else _check_dtype(dtype))
         cache = self.__dict__.setdefault("_flow_cache", {})
         if dtype not in cache:
-            support = getattr(self, "_support", None) or parse_bounds(self.bounds)
-            spec = getattr(self, "_flow_spec", None) or (self.flow or RealNVP())
-            flow = spec.build(support, seed=0, dtype=dtype)
+            flow = self._flow_spec.build(self._support, seed=0, dtype=dtype)
             flow.set_weights(self.flow_weights_)
-            self._support = support
             cache[dtype] = _FittedFunctions(flow)
         return cache[dtype]
 
