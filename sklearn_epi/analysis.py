@@ -23,9 +23,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .optimize import call_statistic
+from .reference import maxent_reference
 from .support import parse_bounds
 
-__all__ = ["find_mode", "sensitivity", "predictive"]
+__all__ = ["find_mode", "sensitivity", "predictive", "maxent_reference"]
 
 
 def find_mode(
