@@ -25,6 +25,7 @@ setup(
         "pandas>=2.0",
         "matplotlib>=3.7",
         "joblib>=1.4",
+        "cloudpickle>=2.2",  # saved fits keep statistics defined in scripts and notebooks
         "tqdm>=4.60",
     ],
     extras_require={

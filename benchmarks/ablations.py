@@ -137,9 +137,8 @@ def batched_test(quick=False, repeats=3):
 
         def one_batch_per_pass(total, n=spec.n_test):
             parts = [evaluate(n) for _ in range(total // n)]
-            return (
-                tf.constant(np.concatenate([T.numpy() for T, _ in parts])),
-                tf.constant(np.concatenate([q.numpy() for _, q in parts])),
+            return tuple(
+                tf.constant(np.concatenate([part[i].numpy() for part in parts])) for i in range(3)
             )
 
         variants = {"batched": fns, "small": dict(fns, evaluate=one_batch_per_pass)}

@@ -14,6 +14,7 @@ _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from .estimator import EPIEstimator  # noqa: E402
 from .flows import MAF, RealNVP  # noqa: E402
 from .optimize import ALParams  # noqa: E402
+from .persistence import load  # noqa: E402
 
-__all__ = ["EPIEstimator", "RealNVP", "MAF", "ALParams"]
+__all__ = ["EPIEstimator", "RealNVP", "MAF", "ALParams", "load"]
 __version__ = "0.1.0"

@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import os
+import re
+import tempfile
 import time
 import warnings
-from numbers import Integral, Real
+from numbers import Real
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 from joblib import Parallel, delayed, effective_n_jobs
-from scipy import sparse
+from joblib.externals.loky.process_executor import TerminatedWorkerError
+from sklearn import get_config
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.validation import check_is_fitted, check_memory
 
-from . import optimize
+from . import optimize, persistence
+from ._validation import (
+    _check_dtype,
+    _check_int,
+    _check_precision,
+    _check_sendable,
+    _check_targets,
+    _probe_statistic,
+    _resolve_al_params,
+)
 from .convergence import constraint_pvalues, is_converged
 from .flows import MAF, RealNVP
-from .optimize import ALParams, SeedSpec, call_statistic, fit_seed
+from .optimize import SeedSpec, call_statistic, fit_seed
+from .persistence import pack_statistic, unpack_statistic
 from .support import parse_bounds
 
 __all__ = ["EPIEstimator"]
@@ -104,6 +118,15 @@ class EPIEstimator(BaseEstimator):
     ``UserWarning`` says so. With ``n_jobs > 1`` only seeds that had already
     finished are kept. If nothing is usable yet, the interrupt propagates.
 
+    A seed that fails (its statistic raises, the loss becomes non-finite, its
+    worker process dies) never takes the others down: it is marked failed in
+    ``seeds_``, its finished epochs are kept, and a ``RuntimeWarning`` names
+    it. ``fit`` raises only if no seed has a usable epoch, naming each cause.
+
+    Fits are saved with :meth:`save` (atomic) and read with
+    :func:`sklearn_epi.load`; the statistic travels by value when it cannot
+    be imported by name, so fits made in scripts and notebooks load anywhere.
+
     Attributes
     ----------
     history_ : pandas.DataFrame
@@ -115,7 +138,10 @@ class EPIEstimator(BaseEstimator):
     seeds_ : pandas.DataFrame
         One row per seed: ``seed``, ``random_seed``, ``converged``,
         ``entropy``, ``entropy_se``, ``epoch``, ``n_iter``, ``wall_time``,
-        ``failed``, ``message``, ``jit_compile``.
+        ``failed``, ``message``, ``traceback``, ``jit_compile``. A failed
+        seed (its statistic raised, the loss became non-finite, its worker
+        process was killed) says why in ``message`` and, for exceptions,
+        ``traceback``; its finished epochs are still candidates.
     converged_ : bool
         Whether the selected fit satisfies the emergent property by the test.
     entropy_ : float
@@ -200,9 +226,12 @@ class EPIEstimator(BaseEstimator):
         ----------
         mu : array-like of shape (m_f,), pandas Series or dict
             Target means of the statistics. Index / keys of a Series or dict
-            name the statistics in ``history_``.
-        sigma2 : array-like of shape (m_f,), default=None
-            Target variances, all > 0. ``None`` constrains the means only.
+            name the statistics in ``history_``; their order is the order of
+            the statistic's output columns.
+        sigma2 : array-like of shape (m_f,), pandas Series or dict, default=None
+            Target variances, all > 0. ``None`` constrains the means only. A
+            labelled ``sigma2`` is matched to ``mu``'s labels by label, in any
+            order; a missing or extra label is an error.
 
         Returns
         -------
@@ -213,6 +242,7 @@ class EPIEstimator(BaseEstimator):
         support = parse_bounds(self.bounds)
         mu, sigma2, stat_names = _check_targets(mu, sigma2)
         init_mean, init_std = self._check_init(support)
+        _check_precision(self.dtype, mu, sigma2, support, init_mean, init_std)
         _probe_statistic(self.statistic, init_mean, len(mu))
         names = [f"mean_{s}" for s in stat_names]
         if sigma2 is not None:
@@ -223,6 +253,8 @@ class EPIEstimator(BaseEstimator):
         seeds = rng.randint(0, 2**31 - 1, size=self.n_seeds)
         workers = min(effective_n_jobs(self.n_jobs), self.n_seeds)
         threads = max(1, (os.cpu_count() or 1) // workers) if workers > 1 else None
+        if workers > 1:
+            _check_sendable(self.statistic)
         spec = SeedSpec(
             flow=flow,
             support=support,
@@ -241,6 +273,8 @@ class EPIEstimator(BaseEstimator):
             verbose=int(self.verbose),
             threads=threads,
             memory=None if self.memory is None else check_memory(self.memory),
+            param_names=list(support.names),
+            statistic_names=list(stat_names),
         )
         start = time.perf_counter()
         results, interrupted = _run_seeds(spec, seeds, self.n_jobs)
@@ -323,7 +357,9 @@ class EPIEstimator(BaseEstimator):
         self.constraint_names_ = list(spec.constraint_names)
         self.statistic_names_ = list(stat_names)
         self.mu_, self.sigma2_ = spec.mu, spec.sigma2
-        self.history_ = pd.concat([r.history for r in results], ignore_index=True)
+        # A seed lost with its worker process has no history at all.
+        histories = [r.history for r in results if len(r.history)]
+        self.history_ = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
         self.seeds_ = pd.DataFrame(
             {
                 "seed": [r.seed_index for r in results],
@@ -336,6 +372,7 @@ class EPIEstimator(BaseEstimator):
                 "wall_time": [r.wall_time for r in results],
                 "failed": [r.failed for r in results],
                 "message": [r.message for r in results],
+                "traceback": [r.traceback for r in results],
                 "jit_compile": [r.jit_compile for r in results],
             }
         )
@@ -350,11 +387,20 @@ class EPIEstimator(BaseEstimator):
                 stacklevel=3,
             )
         if not usable:
-            where = "; ".join(f"seed {r.seed_index}: {r.message}" for r in results)
-            raise RuntimeError(
-                f"every seed failed ({where}). Usual fixes: a smaller al_params.lr, "
-                "tighter bounds, a smaller al_params.c0, or a statistic that stays "
-                "finite on the whole support."
+            where = "\n".join(
+                f"seed {r.seed_index} (random seed {r.seed}): {r.message}"
+                + (f"\n{r.traceback}" if r.traceback else "")
+                for r in results
+            )
+            raise RuntimeError(f"every seed failed; no epoch is usable:\n{where}")
+        failed = [r for r in results if r.failed and not r.interrupted]
+        if failed:
+            warnings.warn(
+                "; ".join(f"seed {r.seed_index}: {r.message}" for r in failed)
+                + ". Those seeds are marked failed in seeds_ (with tracebacks); their last "
+                "usable epochs and the other seeds are kept",
+                RuntimeWarning,
+                stacklevel=3,
             )
         converged = [r for r in usable if r.converged]
         if converged:
@@ -401,6 +447,10 @@ class EPIEstimator(BaseEstimator):
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
         """Draw parameter samples from the fitted distribution.
 
+        Samples are drawn in chunks, so the memory used beyond the result
+        stays within scikit-learn's ``working_memory``
+        (:func:`sklearn.set_config`, 1 GiB by default) whatever ``n_samples``.
+
         Parameters
         ----------
         n_samples : int, default=1
@@ -414,15 +464,21 @@ class EPIEstimator(BaseEstimator):
         fns = self._fitted_flow()
         _check_int(n_samples, "n_samples", 1)
         seed = check_random_state(random_state).randint(0, 2**31 - 1, size=2)
-        z, _ = fns.sample(int(n_samples), tf.constant(seed, tf.int32))
-        return z.numpy().astype(float)
+        out = np.empty((int(n_samples), len(self.param_names_)))
+        for k, rows in enumerate(self._chunks(int(n_samples), fns, order=0)):
+            # Chunk k continues the stream with a stateless seed of its own.
+            chunk_seed = seed if k == 0 else [seed[0], (seed[1] + 7919 * k) % (2**31 - 1)]
+            z, _ = fns.sample(rows.stop - rows.start, tf.constant(chunk_seed, tf.int32))
+            out[rows] = z.numpy()
+        return out
 
     def score_samples(self, Z, dtype=None) -> np.ndarray:
         """Log density ``log q(z)`` of each row of ``Z``.
 
         Parameters
         ----------
-        Z : array-like of shape (n, D)
+        Z : array-like or pandas DataFrame of shape (n, D)
+            A DataFrame's columns are matched to ``param_names_`` by name.
         dtype : {"float32", "float64"}, default=None
             Precision of the evaluation; ``None`` uses the fit's ``dtype``.
             The fitted weights are exact in float64, so ``"float64"`` removes
@@ -433,11 +489,7 @@ class EPIEstimator(BaseEstimator):
         ndarray of shape (n,)
             ``-inf`` for rows on or outside the bounds (never NaN).
         """
-        fns = self._fitted_flow(dtype)
-        Z, inside = self._check_Z(Z, fns.dtype)
-        out = np.full(Z.shape[0], -np.inf)
-        if inside.any():
-            out[inside] = fns.log_prob(tf.constant(Z[inside], fns.dtype)).numpy()
+        out = self._query(Z, 0, dtype)
         return np.where(np.isnan(out), -np.inf, out)
 
     def gradient(self, Z, dtype=None) -> np.ndarray:
@@ -445,7 +497,8 @@ class EPIEstimator(BaseEstimator):
 
         Parameters
         ----------
-        Z : array-like of shape (n, D)
+        Z : array-like or pandas DataFrame of shape (n, D)
+            A DataFrame's columns are matched to ``param_names_`` by name.
         dtype : {"float32", "float64"}, default=None
             Precision of the evaluation (see :meth:`score_samples`).
 
@@ -454,7 +507,7 @@ class EPIEstimator(BaseEstimator):
         ndarray of shape (n, D)
             NaN rows for points on or outside the bounds.
         """
-        return self._derivatives(Z, 1, dtype)
+        return self._query(Z, 1, dtype)
 
     def hessian(self, Z, dtype=None) -> np.ndarray:
         r"""Hessian :math:`\nabla_z^2 \log q(z)` at each row of ``Z``.
@@ -464,7 +517,8 @@ class EPIEstimator(BaseEstimator):
 
         Parameters
         ----------
-        Z : array-like of shape (n, D)
+        Z : array-like or pandas DataFrame of shape (n, D)
+            A DataFrame's columns are matched to ``param_names_`` by name.
         dtype : {"float32", "float64"}, default=None
             Precision of the evaluation (see :meth:`score_samples`); second
             derivatives gain most from ``"float64"``.
@@ -474,25 +528,62 @@ class EPIEstimator(BaseEstimator):
         ndarray of shape (n, D, D)
             NaN blocks for points on or outside the bounds.
         """
-        return self._derivatives(Z, 2, dtype)
+        return self._query(Z, 2, dtype)
 
-    def _derivatives(self, Z, order, dtype):
+    def _query(self, Z, order, dtype):
+        """log q (order 0), its gradient (1) or its Hessian (2) at the rows of Z.
+
+        Rows inside the support are evaluated in chunks (see :meth:`_chunks`);
+        the others get ``-inf`` (log q) or NaN (derivatives).
+        """
         fns = self._fitted_flow(dtype)
         Z, inside = self._check_Z(Z, fns.dtype)
         D = Z.shape[1]
-        out = np.full((Z.shape[0],) + (D,) * order, np.nan)
-        if inside.any():
-            z = tf.constant(Z[inside], fns.dtype)
-            values = fns.gradient(z) if order == 1 else fns.hessian(z)
-            out[inside] = values.numpy()
+        out = np.full((Z.shape[0],) + (D,) * order, np.nan if order else -np.inf)
+        points = Z[inside]
+        values = np.empty((len(points),) + (D,) * order)
+        query = (fns.log_prob, fns.gradient, fns.hessian)[order]
+        for rows in self._chunks(len(points), fns, order):
+            values[rows] = query(tf.constant(points[rows], fns.dtype)).numpy()
+        out[inside] = values
         return out
 
+    def _chunks(self, n, fns, order):
+        """Row slices that keep a query of ``order`` within ``working_memory``.
+
+        The estimate per row counts the flow's activations (kept for the
+        backward passes of derivatives) and, for Hessians, one gradient pass
+        per parameter. Chunk sizes are powers of two, the shapes the XLA
+        queries compile for.
+        """
+        spec, D = self._flow_spec, len(self.param_names_)
+        per_pass = fns.dtype.size * (8 * D + 4 * spec.num_stages * spec.num_layers * spec.num_units)
+        row_bytes = per_pass * (1, 3, 3 * D)[order] + 8 * D**order
+        budget = get_config()["working_memory"] * 2**20  # MiB, as in pairwise_distances_chunked
+        size = int(min(max(budget // row_bytes, 1), max(n, 1)))
+        return gen_batches(n, 1 << (size.bit_length() - 1)) if n else []
+
     def _check_Z(self, Z, dtype):
-        D = len(self.param_names_)
+        names = [str(name) for name in self.param_names_]
+        D = len(names)
+        if isinstance(Z, pd.DataFrame):
+            columns = [str(c) for c in Z.columns]
+            if sorted(columns) != sorted(names):
+                raise ValueError(
+                    f"Z's columns {columns} must be the parameter names {names} (in any order)"
+                )
+            Z = Z.set_axis(columns, axis=1)[names]  # matched by name, not position
+        Z = np.asarray(Z)
+        if Z.dtype.kind == "c":
+            raise TypeError("Z must be real; got complex values")
         try:
-            Z = np.asarray(Z, dtype=float)
+            if Z.dtype.kind not in "iufO":
+                raise TypeError
+            if Z.dtype.kind == "O" and not all(isinstance(v, Real) for v in Z.flat):
+                raise TypeError  # None or strings would become NaN silently
+            Z = Z.astype(float)
         except (TypeError, ValueError) as exc:
-            raise TypeError(f"Z must be an array of numbers; got {type(Z).__name__}") from exc
+            raise TypeError(f"Z must be an array of real numbers; got dtype {Z.dtype}") from exc
         if Z.ndim == 1 and D == 1:
             Z = Z[:, None]
         if Z.ndim != 2 or Z.shape[1] != D:
@@ -513,15 +604,16 @@ class EPIEstimator(BaseEstimator):
 
         Parameters
         ----------
-        mu : array-like of shape (m_f,)
-        sigma2 : array-like of shape (m_f,), default=None
+        mu : array-like of shape (m_f,), pandas Series or dict
+            Labelled targets are matched to ``statistic_names_`` by label.
+        sigma2 : array-like of shape (m_f,), pandas Series or dict, default=None
 
         Returns
         -------
         float
         """
         fns = self._fitted_flow()
-        mu, sigma2, _ = _check_targets(mu, sigma2)
+        mu, sigma2, _ = _check_targets(mu, sigma2, expected_names=self.statistic_names_)
         if len(mu) != len(self.mu_):
             raise ValueError(
                 f"mu must have length {len(self.mu_)} (the statistic's output); got {len(mu)}"
@@ -570,10 +662,39 @@ class EPIEstimator(BaseEstimator):
 
         return plot_predictive(self, **kwargs)
 
+    def save(self, path):
+        """Write the estimator to ``path`` atomically; read it back with :func:`sklearn_epi.load`.
+
+        A failure leaves an existing file at ``path`` untouched. The statistic
+        is stored by value when it cannot be imported by name (defined in a
+        script's ``__main__``, a lambda, a closure), so the file loads in any
+        script; if it cannot be stored at all, a warning says why and the
+        rest of the fit is saved.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        return persistence.save(self, path)
+
     def __getstate__(self):
-        state = super().__getstate__()
+        # object.__getstate__ may hand back the live __dict__: edit a copy.
+        state = dict(super().__getstate__())
         state.pop("_flow_cache", None)
+        # The statistic travels in a blob of its own, so a statistic that
+        # cannot be restored never keeps the weights and history from loading.
+        if "statistic" in state:
+            state["statistic"] = persistence.PackedStatistic(*pack_statistic(state["statistic"]))
         return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("statistic"), persistence.PackedStatistic):
+            state["statistic"] = unpack_statistic(state["statistic"])
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -644,130 +765,74 @@ class _XLAWithFallback:
 
 
 def _run_seeds(spec, seeds, n_jobs):
-    """Fit every seed through joblib; on Ctrl-C keep the seeds that finished.
+    """Fit every seed through joblib, keeping every seed that finished.
 
-    Returns the results in seed order and whether the fit was interrupted.
+    On Ctrl-C, or when a worker process dies (killed, out of memory), the
+    seeds already returned are kept; each unfinished seed gets a failed
+    result saying why: the signal that ended its worker, if it was running,
+    or that it never started. Returns the results in seed order and whether
+    the fit was interrupted.
     """
     optimize.INTERRUPTED.clear()
-    tasks = (delayed(fit_seed)(spec, int(seed), index) for index, seed in enumerate(seeds))
-    results, interrupted = [], False
-    try:
-        # A sequential run catches Ctrl-C inside fit_seed (which keeps the
-        # seed's epochs); here it only arrives while workers run.
-        for result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
-            results.append(result)
-    except KeyboardInterrupt:
-        interrupted = True
+    with tempfile.TemporaryDirectory(prefix="sklearn_epi_seeds_") as started:
+        tasks = (
+            delayed(_fit_seed_task)(spec, int(seed), index, started)
+            for index, seed in enumerate(seeds)
+        )
+        results, interrupted = [], False
+        try:
+            # A sequential run catches Ctrl-C inside fit_seed (which keeps the
+            # seed's epochs); here it only arrives while workers run.
+            for result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
+                results.append(result)
+        except KeyboardInterrupt:
+            interrupted = True
+        except TerminatedWorkerError as exc:
+            done = {r.seed_index for r in results}
+            results += [
+                _lost_seed(index, int(seed), exc, Path(started, f"seed-{index}").exists())
+                for index, seed in enumerate(seeds)
+                if index not in done
+            ]
     results.sort(key=lambda r: r.seed_index)
     return results, interrupted or any(r.interrupted for r in results)
 
 
-def _resolve_al_params(al_params) -> ALParams:
-    if al_params is None:
-        return ALParams()
-    if isinstance(al_params, ALParams):
-        return al_params
-    if isinstance(al_params, dict):
-        valid = set(ALParams().get_params())
-        unknown = sorted(set(al_params) - valid)
-        if unknown:
-            raise ValueError(
-                f"al_params has unknown fields {unknown}; valid fields are {sorted(valid)}"
-            )
-        return ALParams(**al_params)
-    raise TypeError(
-        f"al_params must be an ALParams, a dict or None; got {type(al_params).__name__}"
+def _fit_seed_task(spec, seed, index, started):
+    """:func:`fit_seed` in a worker, leaving a mark that the seed started."""
+    try:
+        Path(started, f"seed-{index}").touch()
+    except OSError:  # a remote worker (dask, ray) without the parent's disk
+        pass
+    return fit_seed(spec, seed, index)
+
+
+def _lost_seed(index, seed, exc, started):
+    """Failed result of a seed whose worker pool died before it returned."""
+    codes = re.search(r"exit codes of the workers are \{([^}]*)\}", str(exc))
+    codes = codes.group(1) if codes else "unknown"
+    if started:
+        message = (
+            f"killed: its worker process died while it ran (exit codes {codes}; "
+            "SIGKILL(-9) is what the out-of-memory killer sends)"
+        )
+    else:
+        message = f"not run: a worker process died before this seed started (exit codes {codes})"
+    return optimize.SeedResult(
+        seed_index=index,
+        seed=seed,
+        weights=None,
+        converged=False,
+        failed=True,
+        epoch=None,
+        entropy=np.nan,
+        entropy_se=np.nan,
+        eta=None,
+        c=np.nan,
+        history=pd.DataFrame(),
+        n_iter=0,
+        wall_time=np.nan,
+        jit_compile=False,
+        message=message,
+        traceback=f"{type(exc).__name__}: {exc}",
     )
-
-
-def _check_dtype(dtype):
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
-    return dtype
-
-
-def _check_int(value, name, minimum):
-    if not isinstance(value, Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer; got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}; got {value}")
-
-
-def _check_targets(mu, sigma2):
-    """Validate the property's means and variances; return arrays and names."""
-    for name, value in (("mu", mu), ("sigma2", sigma2)):
-        if sparse.issparse(value):
-            raise TypeError(f"{name} must be a dense array; sparse input is not supported")
-        if np.iscomplexobj(value):
-            raise ValueError(f"Complex data not supported; {name} must be real")
-    names = None
-    if isinstance(mu, dict):
-        names, mu = list(mu.keys()), list(mu.values())
-    elif isinstance(mu, pd.Series):
-        names, mu = [str(i) for i in mu.index], mu.to_numpy()
-    try:
-        mu = np.asarray(mu, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"mu must be an array of numbers; got {mu!r}") from exc
-    if mu.ndim == 0:
-        mu = mu[None]
-    if mu.ndim != 1 or mu.size == 0:
-        raise ValueError(f"mu must be a non-empty 1-D array; got shape {mu.shape}")
-    bad = np.flatnonzero(~np.isfinite(mu))
-    if bad.size:
-        raise ValueError(f"mu must be finite; got mu[{bad[0]}] = {mu[bad[0]]}")
-    if sigma2 is not None:
-        if isinstance(sigma2, dict):
-            if names is not None and list(sigma2.keys()) != names:
-                raise ValueError(f"sigma2 keys {list(sigma2)} must match mu's {names}")
-            sigma2 = list(sigma2.values())
-        elif isinstance(sigma2, pd.Series):
-            sigma2 = sigma2.to_numpy()
-        try:
-            sigma2 = np.atleast_1d(np.asarray(sigma2, dtype=float))
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"sigma2 must be an array of numbers; got {sigma2!r}") from exc
-        if sigma2.shape != mu.shape:
-            raise ValueError(
-                f"sigma2 must have the same length as mu ({mu.size}); got shape {sigma2.shape}"
-            )
-        bad = np.flatnonzero(~(np.isfinite(sigma2) & (sigma2 > 0)))
-        if bad.size:
-            raise ValueError(
-                f"sigma2 must be finite and positive; got sigma2[{bad[0]}] = {sigma2[bad[0]]}"
-            )
-    if names is None:
-        names = [f"f{i}" for i in range(mu.size)]
-    return mu, sigma2, names
-
-
-def _probe_statistic(statistic, center, m_f):
-    """Call the statistic on a small batch at the initial mean and check its output."""
-    probe = tf.constant(np.repeat(center[None, :], 2, axis=0), tf.float32)
-    try:
-        out = call_statistic(statistic, probe, [0, 0])
-    except Exception as exc:
-        raise ValueError(
-            f"statistic raised {type(exc).__name__} on a probe batch of shape (2, "
-            f"{center.size}) at the centre of the support: {exc}"
-        ) from exc
-    try:
-        out = tf.convert_to_tensor(out)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"statistic must return a tensor of shape (n, {m_f}); got {type(out).__name__}"
-        ) from exc
-    if not out.dtype.is_floating:
-        raise TypeError(f"statistic must return floating-point values; got dtype {out.dtype.name}")
-    shape = tuple(out.shape)
-    if shape != (2, m_f) and not (m_f == 1 and shape == (2,)):
-        raise ValueError(
-            f"statistic must return shape (n, {m_f}) (n = batch size, {m_f} = len(mu)) "
-            f"for an input of shape (n, {center.size}); got {shape} for n = 2"
-        )
-    bad = ~np.isfinite(out.numpy())
-    if bad.any():
-        raise ValueError(
-            f"statistic returned non-finite values at the centre of the support "
-            f"z = {center.tolist()}: {out.numpy()[0].tolist()}"
-        )

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import threading
 import time
+import traceback
 import warnings
 from dataclasses import dataclass
 from numbers import Integral, Real
@@ -149,6 +151,8 @@ class SeedSpec:
     verbose: int = 0
     threads: int | None = None
     memory: object = None
+    param_names: list | None = None
+    statistic_names: list | None = None
 
 
 @dataclass
@@ -173,6 +177,7 @@ class SeedResult:
     pvalues: np.ndarray | None = None
     worst_t: float = np.inf
     interrupted: bool = False
+    traceback: str = ""
 
 
 class _Adam(tf.Module):
@@ -285,7 +290,7 @@ def initial_weights(
         )
         _, finite = steps(tf.constant(init_iters, tf.int32))
         if not bool(finite):
-            raise _NonFinite(0, 0, "loss in the Gaussian initialisation")
+            raise _NonFinite(0, 0, "loss in the Gaussian initialisation", _OPTIMISER_ADVICE)
     return flow.get_weights()
 
 
@@ -354,10 +359,10 @@ class _Objective(_Stepper):
         return sums[0] / n, sums[1] / n, sums[2] / n, all_finite
 
     def evaluate(self, n):
-        """Fresh samples: sufficient statistics T (n, m) and log q (n,)."""
+        """Fresh samples z (n, D), their sufficient statistics T (n, m) and log q (n,)."""
         seed = self._next_seed()
         z, log_q = self.flow.sample_and_log_prob(n, seed=seed)
-        return self.sufficient_statistics(z, seed), log_q
+        return z, self.sufficient_statistics(z, seed), log_q
 
 
 def call_statistic(statistic, z, seed):
@@ -387,9 +392,14 @@ def _compile(objective: _Objective, jit_compile: bool):
 
 
 class _NonFinite(Exception):
-    def __init__(self, epoch, iteration, what="loss or gradient"):
-        super().__init__(f"non-finite {what} at epoch {epoch}, iteration {iteration}")
+    def __init__(self, epoch, iteration, what="loss or gradient", advice=""):
+        super().__init__(f"non-finite {what} at epoch {epoch}, iteration {iteration}{advice}")
         self.epoch, self.iteration = epoch, iteration
+
+
+_OPTIMISER_ADVICE = (
+    "; the optimisation diverged: try a smaller al_params.lr or al_params.c0, or tighter bounds"
+)
 
 
 #: Set when Ctrl-C stopped a seed in this process: seeds that start
@@ -407,9 +417,9 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     kept epoch is the converged one of greatest entropy, or, when none
     converged, the one whose worst constraint is closest to zero.
 
-    A non-finite step marks the seed failed (its last usable epoch is still
-    returned); Ctrl-C ends it early with the epochs done so far. Any other
-    exception propagates with a note naming the seed.
+    A non-finite step or an exception (from the statistic, say) marks the
+    seed failed, with the message and traceback text, and its last usable
+    epoch is still returned; Ctrl-C ends it early with the epochs done so far.
 
     Parameters
     ----------
@@ -423,11 +433,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     -------
     SeedResult
     """
-    try:
-        return _fit_seed(spec, seed, seed_index)
-    except Exception as exc:
-        exc.add_note(f"sklearn_epi: raised while fitting seed {seed_index} (random seed {seed})")
-        raise
+    return _fit_seed(spec, seed, seed_index)
 
 
 def _fit_seed(spec, seed, seed_index):
@@ -435,6 +441,7 @@ def _fit_seed(spec, seed, seed_index):
     al = spec.al
     rows, epochs = [], []
     iteration = 0
+    trace = ""
     message, failed, interrupted = "", False, INTERRUPTED.is_set()
     if interrupted:
         message = "skipped: the fit was interrupted before this seed started"
@@ -475,7 +482,7 @@ def _fit_seed(spec, seed, seed_index):
                     done += chunk
                     iteration += chunk
                     if not bool(finite):
-                        raise _NonFinite(epoch, iteration)
+                        raise _NonFinite(epoch, iteration, advice=_OPTIMISER_ADVICE)
                     rows.append(
                         _train_row(seed_index, epoch, iteration, H, cost, objective, R, spec)
                     )
@@ -492,9 +499,12 @@ def _fit_seed(spec, seed, seed_index):
     except _NonFinite as exc:
         failed = True
         message = str(exc)
-        warnings.warn(
-            f"seed {seed_index}: {message}; the seed is marked failed", RuntimeWarning, stacklevel=2
-        )
+    except Exception as exc:
+        # A statistic that raises (a rare solver failure, a bug) fails this
+        # seed only: its finished epochs and the other seeds are kept.
+        failed = True
+        message = f"{_root_cause(exc)} (raised in epoch {len(epochs)}, iteration {iteration})"
+        trace = traceback.format_exc()
     except KeyboardInterrupt:
         INTERRUPTED.set()
         interrupted = True
@@ -523,6 +533,7 @@ def _fit_seed(spec, seed, seed_index):
             jit_compile=jit_used,
             message=message or "no usable epoch",
             interrupted=interrupted,
+            traceback=trace,
         )
     return SeedResult(
         seed_index=seed_index,
@@ -543,6 +554,7 @@ def _fit_seed(spec, seed, seed_index):
         pvalues=chosen["pvalues"],
         worst_t=chosen["worst_t"],
         interrupted=interrupted,
+        traceback=trace,
     )
 
 
@@ -575,16 +587,17 @@ def _compile_with_fallback(objective, jit_compile):
 def _epoch_end(objective, fns, spec, epoch, iteration, rng, previous):
     """Fresh-sample diagnostics, convergence test, then the eta and c updates."""
     B, n = spec.n_test_batches, spec.n_test
-    T_parts, logq_parts = [], []
+    z_parts, T_parts, logq_parts = [], [], []
     chunk = max(1, min(B, 20_000 // max(n, 1)))
     for start in range(0, B, chunk):
-        T, log_q = fns["evaluate"]((min(chunk, B - start)) * n)
+        z, T, log_q = fns["evaluate"]((min(chunk, B - start)) * n)
+        z_parts.append(z.numpy())
         T_parts.append(T.numpy())
         logq_parts.append(log_q.numpy())
     T = np.concatenate(T_parts).astype(float)
     log_q = np.concatenate(logq_parts).astype(float)
     if not (np.all(np.isfinite(T)) and np.all(np.isfinite(log_q))):
-        raise _NonFinite(epoch, iteration, "statistic or log density on the test samples")
+        _raise_non_finite(np.concatenate(z_parts), T, log_q, spec, epoch, iteration)
     mu_opt = objective.mu_opt.numpy().astype(float)
     R_batches = T.reshape(B, n, -1).mean(axis=1) - mu_opt
     R_hat = T.mean(axis=0) - mu_opt
@@ -618,6 +631,50 @@ def _epoch_end(objective, fns, spec, epoch, iteration, rng, previous):
         if grow:
             objective.c.assign(c * spec.al.beta)
     return record
+
+
+def _root_cause(exc) -> str:
+    """``"Type: message"`` of the user's error inside TensorFlow's wrapping.
+
+    Errors raised in traced or ``py_function`` code reach us wrapped (a
+    ``StagingError`` or ``UnknownError`` whose text embeds the original
+    ``Type: message`` line after a traceback); the last such line is the cause.
+    """
+    text = str(exc)
+    causes = re.findall(r"\b([A-Za-z_][\w.]*(?:Error|Exception|Exit)): ([^\n]*)", text)
+    if causes:
+        kind, detail = causes[-1]
+        return f"{kind.rsplit('.', 1)[-1]}: {detail.strip()}"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(exc).__name__}: {first}"
+
+
+def _raise_non_finite(z, T, log_q, spec, epoch, iteration):
+    """Say which statistic (or the density) is non-finite, how often, and where."""
+    n = len(z)
+    m_f = len(spec.mu)
+    stats = spec.statistic_names or [f"f{i}" for i in range(m_f)]
+    params = spec.param_names or [f"z{i}" for i in range(z.shape[1])]
+    bad_f = ~np.isfinite(T[:, :m_f])
+    if bad_f.any():
+        column = int(np.argmax(bad_f.sum(axis=0)))
+        rows = np.flatnonzero(bad_f[:, column])
+        example = {k: float(f"{v:.4g}") for k, v in zip(params, z[rows[0]])}
+        raise _NonFinite(
+            epoch,
+            iteration,
+            f"statistic {stats[column]!r} ({T[rows[0], column]}) at {len(rows)} of {n} test "
+            f"samples, e.g. z = {example},",
+            ": the statistic is undefined on part of the support; make it finite there "
+            "(e.g. guard a log or sqrt) or tighten the bounds",
+        )
+    rows = np.flatnonzero(~np.isfinite(log_q) | ~np.isfinite(T).all(axis=1))
+    raise _NonFinite(
+        epoch,
+        iteration,
+        f"log density or squared deviation at {len(rows)} of {n} test samples",
+        _OPTIMISER_ADVICE,
+    )
 
 
 def _choose_epoch(epochs):

@@ -30,7 +30,7 @@ from scipy import optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from .estimator import _check_targets
+from ._validation import _check_targets
 from .optimize import call_statistic
 from .support import parse_bounds
 

@@ -1,0 +1,263 @@
+"""Checks of what users pass in: one place, one exception type per kind of mistake.
+
+Everything here runs before any TensorFlow work, and every message names
+the argument, what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import cloudpickle
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from scipy import sparse
+
+from .optimize import ALParams, call_statistic
+
+#: A bounded interval must hold at least this many numbers of the fit's dtype.
+MIN_DISTINCT_VALUES = 2**12
+
+
+def _check_int(value, name, minimum):
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer; got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}; got {value}")
+
+
+def _check_dtype(dtype):
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
+    return dtype
+
+
+def _resolve_al_params(al_params) -> ALParams:
+    if al_params is None:
+        return ALParams()
+    if isinstance(al_params, ALParams):
+        return al_params
+    if isinstance(al_params, dict):
+        valid = set(ALParams().get_params())
+        unknown = sorted(set(al_params) - valid)
+        if unknown:
+            raise ValueError(
+                f"al_params has unknown fields {unknown}; valid fields are {sorted(valid)}"
+            )
+        return ALParams(**al_params)
+    raise TypeError(
+        f"al_params must be an ALParams, a dict or None; got {type(al_params).__name__}"
+    )
+
+
+def _labels(value, name):
+    """Labels of a dict or Series target (None for plain arrays), checked unique."""
+    if isinstance(value, dict):
+        labels = [str(k) for k in value]
+    elif isinstance(value, pd.Series):
+        labels = [str(k) for k in value.index]
+    else:
+        return None
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"{name} has repeated labels: {labels}")
+    return labels
+
+
+def _values(value):
+    return list(value.values()) if isinstance(value, dict) else value
+
+
+def _check_targets(mu, sigma2, expected_names=None):
+    """Validate the property's means and variances; return arrays and names.
+
+    Labelled targets (dicts, Series) are matched by label, never by position:
+    ``sigma2`` is reordered to ``mu``'s labels, and with ``expected_names``
+    (the fitted statistics, in :meth:`EPIEstimator.score`) both are reordered
+    to those. A missing or extra label is an error.
+    """
+    for name, value in (("mu", mu), ("sigma2", sigma2)):
+        if sparse.issparse(value):
+            raise TypeError(f"{name} must be a dense array; sparse input is not supported")
+        if np.iscomplexobj(value):
+            raise ValueError(f"Complex data not supported; {name} must be real")
+    names = _labels(mu, "mu")
+    labels2 = None if sigma2 is None else _labels(sigma2, "sigma2")
+    if names is not None and expected_names is not None:
+        _same_labels(names, expected_names, "mu", "the fitted statistics")
+        mu = pd.Series(list(_values(mu)), index=names)[list(expected_names)]
+        names = list(expected_names)
+    if labels2 is not None:
+        if names is None:
+            raise ValueError(
+                f"sigma2 is labelled {labels2} but mu is not: label both (dict or Series) "
+                "or neither"
+            )
+        _same_labels(labels2, names, "sigma2", "mu's")
+        sigma2 = pd.Series(list(_values(sigma2)), index=labels2)[names].to_numpy()
+    mu = _values(mu)
+    if isinstance(mu, pd.Series):
+        mu = mu.to_numpy()
+    try:
+        mu = np.asarray(mu, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"mu must be an array of numbers; got {mu!r}") from exc
+    if mu.ndim == 0:
+        mu = mu[None]
+    if mu.ndim != 1 or mu.size == 0:
+        raise ValueError(f"mu must be a non-empty 1-D array; got shape {mu.shape}")
+    bad = np.flatnonzero(~np.isfinite(mu))
+    if bad.size:
+        raise ValueError(f"mu must be finite; got mu[{bad[0]}] = {mu[bad[0]]}")
+    if sigma2 is not None:
+        sigma2 = _values(sigma2)
+        if isinstance(sigma2, pd.Series):
+            sigma2 = sigma2.to_numpy()
+        try:
+            sigma2 = np.atleast_1d(np.asarray(sigma2, dtype=float))
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"sigma2 must be an array of numbers; got {sigma2!r}") from exc
+        if sigma2.shape != mu.shape:
+            raise ValueError(
+                f"sigma2 must have the same length as mu ({mu.size}); got shape {sigma2.shape}"
+            )
+        bad = np.flatnonzero(~(np.isfinite(sigma2) & (sigma2 > 0)))
+        if bad.size:
+            raise ValueError(
+                f"sigma2 must be finite and positive; got sigma2[{bad[0]}] = {sigma2[bad[0]]}"
+            )
+    if names is None:
+        names = [f"f{i}" for i in range(mu.size)]
+    return mu, sigma2, names
+
+
+def _same_labels(labels, expected, name, against):
+    missing = [k for k in expected if k not in labels]
+    extra = [k for k in labels if k not in expected]
+    if missing or extra:
+        raise ValueError(
+            f"{name} labels must match {against} {list(expected)}; "
+            f"missing {missing}, unexpected {extra}"
+        )
+
+
+def _check_precision(dtype, mu, sigma2, support, init_mean, init_std):
+    """Refuse numbers the fit's dtype cannot carry, before any TensorFlow work.
+
+    The objective squares constraint violations (``||R||^2``) and variance
+    statistics, so magnitudes must stay well below the square root of the
+    dtype's largest number; and a bounded interval must hold enough distinct
+    numbers of the dtype at its scale for a density to live on it.
+    """
+    info = np.finfo(dtype)
+    limit = float(np.sqrt(info.max)) * 1e-3
+    advice = "use dtype='float64' or rescale the parameters or statistics"
+    for name, low, high in zip(support.names, support.low, support.high):
+        for bound in (low, high):
+            if np.isfinite(bound) and abs(bound) > limit:
+                raise ValueError(
+                    f"bounds for {name!r} = ({low:.3g}, {high:.3g}) exceed what "
+                    f"dtype={dtype!r} can carry (about {limit:.2g}): {advice}"
+                )
+        if np.isfinite(low) and np.isfinite(high):
+            spacing = float(np.spacing(np.asarray(max(abs(low), abs(high)), dtype=dtype)))
+            distinct = (high - low) / spacing
+            if distinct < MIN_DISTINCT_VALUES:
+                raise ValueError(
+                    f"bounds for {name!r} = ({float(low)!r}, {float(high)!r}) hold only "
+                    f"about {distinct:.0f} distinct {dtype} numbers (spacing {spacing:.3g} at "
+                    f"that scale), too few for a density: {advice} (e.g. fit the offset "
+                    f"z - {float(low)!r})"
+                )
+    checks = [
+        ("mu", mu),
+        ("sigma2", sigma2),
+        ("init['mean']", init_mean),
+        ("init['std']", init_std),
+    ]
+    for name, values in checks:
+        if values is None:
+            continue
+        big = np.flatnonzero(np.abs(values) > limit)
+        if big.size:
+            raise ValueError(
+                f"{name}[{big[0]}] = {values[big[0]]:.3g} is too large for dtype={dtype!r} "
+                f"(the objective squares it; the limit is about {limit:.2g}): {advice}"
+            )
+
+
+def _probe_statistic(statistic, center, m_f):
+    """Call the statistic on a small batch at the initial mean and check its output.
+
+    The probe batch has ``m_f + 3`` rows, a number that cannot be confused
+    with the ``m_f`` statistics, so a transposed result (``tf.stack`` without
+    ``axis=1``) is caught. The statistic is also traced once as a graph, the
+    way the fit runs it, to catch NumPy calls on symbolic tensors.
+    """
+    n, D = m_f + 3, center.size
+    probe = tf.constant(np.repeat(center[None, :], n, axis=0), tf.float32)
+    stack_hint = f"tf.stack([...], axis=1) gives shape (n, {m_f})"
+    try:
+        out = call_statistic(statistic, probe, [0, 0])
+    except Exception as exc:
+        raise ValueError(
+            f"statistic raised {type(exc).__name__} on a probe batch of shape ({n}, "
+            f"{D}) at the centre of the support: {exc}"
+        ) from exc
+    if isinstance(out, (list, tuple)):
+        raise TypeError(
+            f"statistic must return one tensor of shape (n, {m_f}); got a "
+            f"{type(out).__name__} of {len(out)} items: {stack_hint}"
+        )
+    if isinstance(out, np.ndarray):
+        raise TypeError(
+            "statistic returned a NumPy array: write it with TensorFlow operations "
+            "(tf.math, tf.linalg, ...) so that EPI can differentiate it and run it as a graph"
+        )
+    try:
+        out = tf.convert_to_tensor(out)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"statistic must return a tensor of shape (n, {m_f}); got {type(out).__name__}"
+        ) from exc
+    if not out.dtype.is_floating:
+        raise TypeError(f"statistic must return floating-point values; got dtype {out.dtype.name}")
+    shape = tuple(out.shape)
+    if shape != (n, m_f) and not (m_f == 1 and shape == (n,)):
+        transposed = shape == (m_f, n)
+        raise ValueError(
+            f"statistic must return shape (n, {m_f}) (n = batch size, {m_f} = len(mu)) "
+            f"for an input of shape (n, {D}); got {shape} for n = {n}"
+            + (f": the statistics are stacked along axis 0; {stack_hint}" if transposed else "")
+        )
+    bad = ~np.isfinite(out.numpy())
+    if bad.any():
+        raise ValueError(
+            f"statistic returned non-finite values at the centre of the support "
+            f"z = {center.tolist()}: {out.numpy()[0].tolist()}"
+        )
+    try:
+        tf.function(lambda z: call_statistic(statistic, z, [0, 0])).get_concrete_function(probe)
+    except Exception as exc:
+        numpy_hint = (
+            ": write it with TensorFlow operations (tf.math, tf.linalg, ...), not NumPy"
+            if "numpy" in str(exc).lower() or isinstance(exc, NotImplementedError)
+            else ""
+        )
+        raise TypeError(
+            "statistic works on eager tensors but fails when traced as a TensorFlow graph, "
+            f"as the fit runs it ({type(exc).__name__}: {exc}){numpy_hint}"
+        ) from exc
+
+
+def _check_sendable(statistic):
+    """Worker processes receive the statistic by cloudpickle: say how to fix one that fails."""
+    try:
+        cloudpickle.dumps(statistic)
+    except Exception as exc:
+        raise TypeError(
+            f"statistic cannot be sent to worker processes (n_jobs > 1): {type(exc).__name__}: "
+            f"{exc}. Make it a module-level function or a closure over picklable values "
+            "(numbers, arrays), not over open files, locks or TensorFlow variables; or fit "
+            "with n_jobs=1"
+        ) from exc
