@@ -5,7 +5,8 @@ Sections (``--sections``, default all):
 * ``throughput``: training it/s, package step vs a hand-written XLA step.
 * ``time``: wall time and simulations until the RNN reaches the paper's
   criterion, and until full convergence, N = 2 ... 100.
-* ``queries``: Hessians of log q per second, samples per second.
+* ``queries``: Hessians of log q per second, samples per second, and the
+  peak memory of large queries beyond their result (chunked vs one chunk).
 * ``parallel``: 4 seeds with ``n_jobs=2`` vs sequential.
 * ``optimisations``: each built-in optimisation against its switched-off
   variant (XLA, fused sampling, one-pass penalty gradient, batched test,
@@ -79,7 +80,7 @@ def _run_section(name, args):
     if name == "queries":
         from . import queries
 
-        return queries.run(args.quick)
+        return queries.run(args.quick) + queries.memory(args.quick)
     if name == "parallel":
         from . import parallel
 
