@@ -348,5 +348,5 @@ def _check_positive_int(value, name):
 
 def _support_of(est):
     """The fitted estimator's bounds as a ``Support`` (``.low``, ``.high``, ``.names``)."""
-    support = getattr(est, "_support", None)
-    return support if support is not None else parse_bounds(est.bounds)
+    check_is_fitted(est, "bounds_")
+    return parse_bounds(dict(zip(est.param_names_, map(tuple, est.bounds_))))

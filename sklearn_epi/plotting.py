@@ -12,9 +12,9 @@ from matplotlib.lines import Line2D
 from scipy.stats import gaussian_kde
 from sklearn.utils.validation import check_is_fitted
 
-from .analysis import _support_of, predictive, sensitivity
+from .analysis import predictive, sensitivity
 
-__all__ = ["plot_history", "pairplot", "plot_predictive"]
+__all__ = ["plot_history", "pairplot", "pairplot_samples", "plot_predictive"]
 
 _SEED_COLORS = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
 # p-values below this are drawn at it: far below alpha / m, the exact value
@@ -138,14 +138,12 @@ def pairplot(
     axes=None,
     random_state=0,
 ):
-    r"""Pairwise scatter of samples, coloured by log density, with marginals.
+    r"""Pairwise scatter of a fitted distribution's samples, coloured by log density.
 
-    Below the diagonal, panel ``(i, j)`` shows parameter ``j`` (x) against
-    parameter ``i`` (y): the samples, coloured by :math:`\log q(z)` and drawn
-    with the densest on top, and Gaussian-KDE contours enclosing about 68 %
-    and 95 % of the samples. The diagonal shows each parameter's marginal
-    (histogram and KDE). The upper triangle is left empty (it holds the
-    colour bar).
+    The estimator's view of :func:`pairplot_samples`: samples are drawn from
+    ``est`` (or given), coloured by :math:`\log q(z)`, the axes span the
+    fitted bounds (``est.bounds_``) where finite, and the Hessian
+    eigenvectors of :math:`\log q` can be drawn at a point.
 
     Parameters
     ----------
@@ -187,6 +185,7 @@ def pairplot(
 
     See Also
     --------
+    pairplot_samples : the same figure for samples of any method.
     sklearn_epi.analysis.sensitivity : the eigenvectors drawn by ``hessian_at``.
 
     Examples
@@ -199,17 +198,106 @@ def pairplot(
     D = len(names)
     if Z is None:
         Z = est.sample(n_samples, random_state=random_state)
-    Z = np.asarray(Z, dtype=float)
-    if Z.ndim != 2 or Z.shape[1] != D:
-        raise ValueError(f"Z must have shape (n, {D}) (one column per parameter); got {Z.shape}")
-    labels = names if labels is None else [str(label) for label in labels]
+    Z = _check_samples(Z, D)
+    if limits is None:
+        limits = _sample_limits(Z, est.bounds_)
+    if isinstance(color, str) and color == "log_prob":
+        log_q = est.score_samples(Z)
+        finite = np.isfinite(log_q)
+        color = np.where(finite, log_q, log_q[finite].min(initial=0.0))
+        colorbar_label = r"$\log q(z)$"
+    else:
+        colorbar_label = ""
+    fig, axes = pairplot_samples(
+        Z,
+        color=color,
+        labels=names if labels is None else labels,
+        limits=limits,
+        points=points,
+        fig=fig,
+        axes=axes,
+        colorbar_label=colorbar_label,
+    )
+    if hessian_at is not None:
+        limits = np.array([axes[j, j].get_xlim() for j in range(D)])
+        _hessian_arrows(est, axes, np.asarray(hessian_at, dtype=float), D, limits)
+    return fig, axes
+
+
+def pairplot_samples(
+    Z,
+    color=None,
+    label=None,
+    labels=None,
+    limits=None,
+    points=None,
+    fig=None,
+    axes=None,
+    colorbar_label="",
+):
+    r"""Pairwise scatter of any parameter samples, with density contours and marginals.
+
+    Below the diagonal, panel ``(i, j)`` shows parameter ``j`` (x) against
+    parameter ``i`` (y): the samples and Gaussian-KDE contours enclosing
+    about 68 % and 95 % of them. The diagonal shows each parameter's
+    marginal (histogram and KDE). The upper triangle is left empty (it holds
+    the colour bar or the legend). Samples of other methods (SNPE, ABC, a
+    grid) go on the same axes: call it again with ``axes=`` and another
+    ``color`` and ``label``.
+
+    Parameters
+    ----------
+    Z : array-like or pandas DataFrame of shape (n, D)
+        The samples; a DataFrame's column names label the axes.
+    color : None, color or array-like of shape (n,), default=None
+        One matplotlib colour for the whole set (contours, marginals and
+        points in it; ``None`` takes the next colour of the axes' cycle), or
+        one value per sample, drawn with a colour bar and the densest points
+        on top.
+    label : str, default=None
+        Legend entry of this set of samples (for overlays).
+    labels : list of str, default=None
+        Axis labels; ``None`` uses the DataFrame's columns or ``z0, z1, ...``.
+    limits : array-like of shape (D, 2), default=None
+        Axis limits per parameter; ``None`` spans the samples (padded by
+        5 %), and, when drawing into ``axes``, what they already show.
+    points : array-like of shape (k, D) or (D,), default=None
+        Points to mark (e.g. a mode), as black crosses and dashed diagonal lines.
+    fig : matplotlib.figure.Figure, default=None
+        Figure in which to create the axes; ignored when ``axes`` is given.
+    axes : array-like of Axes of shape (D, D), default=None
+        Axes to draw into; the upper triangle is switched off.
+    colorbar_label : str, default=""
+        Label of the colour bar when ``color`` gives a value per sample.
+
+    Returns
+    -------
+    fig : matplotlib.figure.Figure
+    axes : ndarray of Axes of shape (D, D)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_epi.plotting import pairplot_samples
+    >>> rng = np.random.default_rng(0)
+    >>> fig, axes = pairplot_samples(rng.normal(size=(500, 2)), label="method A")
+    >>> fig, axes = pairplot_samples(rng.normal(1, 1, (500, 2)), axes=axes, label="method B")
+    >>> axes.shape
+    (2, 2)
+    """
+    given_labels = labels
+    if labels is None and hasattr(Z, "columns"):
+        labels = given_labels = [str(c) for c in Z.columns]
+    Z = _check_samples(Z, np.shape(Z)[1] if np.ndim(Z) == 2 else None)
+    D = Z.shape[1]
+    labels = [f"z{i}" for i in range(D)] if labels is None else [str(x) for x in labels]
     if len(labels) != D:
         raise ValueError(f"labels must have {D} entries; got {len(labels)}")
-    limits = _pair_limits(est, Z, limits, D)
     points = None if points is None else np.atleast_2d(np.asarray(points, dtype=float))
     if points is not None and points.shape[1] != D:
         raise ValueError(f"points must have shape (k, {D}) or ({D},); got {points.shape}")
 
+    drawn_before = axes is not None
     if axes is None:
         if fig is None:
             fig = plt.figure(figsize=(2.3 * D + 0.8, 2.3 * D), layout="constrained")
@@ -219,9 +307,23 @@ def pairplot(
         if axes is None:
             raise ValueError(f"axes must hold D x D = {D * D} Axes")
         fig = axes[0, 0].figure
+        if given_labels is None and axes[-1, 0].get_xlabel():  # keep the first set's labels
+            labels = [axes[-1, j].get_xlabel() for j in range(D)]
+    if limits is None:
+        limits = _sample_limits(Z)
+        if drawn_before:
+            shown = np.array([axes[j, j].get_xlim() for j in range(D)])
+            limits = np.column_stack(
+                [np.minimum(limits[:, 0], shown[:, 0]), np.maximum(limits[:, 1], shown[:, 1])]
+            )
+    else:
+        limits = np.asarray(limits, dtype=float)
+        if limits.shape != (D, 2) or not np.all(limits[:, 0] < limits[:, 1]):
+            raise ValueError(f"limits must have shape ({D}, 2) with low < high; got {limits}")
 
-    values, cmap_kw = _point_colors(est, Z, color)
+    values, set_color = _sample_colors(Z, color, axes[0, 0])
     order = np.argsort(values) if values is not None else np.arange(len(Z))
+    line_color = "k" if values is not None else set_color
     scatter = None
     for i in range(D):
         for j in range(D):
@@ -230,25 +332,29 @@ def pairplot(
                 ax.axis("off")
                 continue
             if i == j:
-                _marginal(ax, Z[:, i], limits[i])
+                _marginal(ax, Z[:, i], limits[i], line_color, filled=values is not None)
             else:
-                kw = dict(s=4, lw=0, rasterized=True, **cmap_kw)
+                kw = {"s": 4, "lw": 0, "rasterized": True}
                 if values is not None:
-                    kw["c"] = values[order]
+                    kw.update(c=values[order], cmap="viridis")
+                else:
+                    kw.update(color=set_color, alpha=0.5 if drawn_before else 1.0)
                 scatter = ax.scatter(Z[order, j], Z[order, i], **kw)
-                _kde_contours(ax, Z[:, j], Z[:, i], limits[j], limits[i])
+                _kde_contours(ax, Z[:, j], Z[:, i], limits[j], limits[i], line_color)
                 ax.set_ylim(limits[i])
             ax.set_xlim(limits[j])
             _label_corner(ax, i, j, D, labels)
 
     if points is not None:
         _mark_points(axes, points, D)
-    if hessian_at is not None:
-        _hessian_arrows(est, axes, np.asarray(hessian_at, dtype=float), D, limits)
     if values is not None and scatter is not None:
         cax = axes[0, -1].inset_axes([0.78, 0.1, 0.07, 0.8])
-        label = r"$\log q(z)$" if isinstance(color, str) and color == "log_prob" else ""
-        fig.colorbar(scatter, cax=cax, label=label)
+        fig.colorbar(scatter, cax=cax, label=colorbar_label)
+    # The sets drawn on these axes: their count picks the next colour, and
+    # the labelled ones make the legend.
+    axes[0, 0]._sklearn_epi_sets = getattr(axes[0, 0], "_sklearn_epi_sets", []) + [None]
+    if label is not None:
+        _add_set_legend(axes, D, label, line_color)
     return fig, axes
 
 
@@ -347,45 +453,63 @@ def _panel_axes(axes, n_panels, ncols, panel_size):
     return fig, flat[:n_panels]
 
 
-def _pair_limits(est, Z, limits, D):
-    if limits is not None:
-        limits = np.asarray(limits, dtype=float)
-        if limits.shape != (D, 2) or not np.all(limits[:, 0] < limits[:, 1]):
-            raise ValueError(f"limits must have shape ({D}, 2) with low < high; got {limits}")
-        return limits
-    support = _support_of(est)
+def _check_samples(Z, D):
+    Z = np.asarray(Z, dtype=float)
+    if Z.ndim != 2 or (D is not None and Z.shape[1] != D):
+        width = "D" if D is None else D
+        raise ValueError(
+            f"Z must have shape (n, {width}) (one column per parameter); got {Z.shape}"
+        )
+    return Z
+
+
+def _sample_limits(Z, bounds=None):
+    """The sample range padded by 5 %, or the bounds where they are finite."""
     finite = Z[np.all(np.isfinite(Z), axis=1)]
     lo, hi = finite.min(axis=0), finite.max(axis=0)
     pad = 0.05 * np.maximum(hi - lo, 1e-12)
-    low = np.where(np.isfinite(support.low), support.low, lo - pad)
-    high = np.where(np.isfinite(support.high), support.high, hi + pad)
+    low, high = lo - pad, hi + pad
+    if bounds is not None:
+        bounds = np.asarray(bounds, dtype=float)
+        low = np.where(np.isfinite(bounds[:, 0]), bounds[:, 0], low)
+        high = np.where(np.isfinite(bounds[:, 1]), bounds[:, 1], high)
     return np.column_stack([low, high])
 
 
-def _point_colors(est, Z, color):
-    if isinstance(color, str) and color == "log_prob":
-        values = est.score_samples(Z)
-        finite = np.isfinite(values)
-        values = np.where(finite, values, values[finite].min(initial=0.0))
-        return values, {"cmap": "viridis"}
+def _sample_colors(Z, color, ax):
+    """(values per sample or None, the set's single colour)."""
     if color is not None and not isinstance(color, str) and np.ndim(color) == 1:
         values = np.asarray(color, dtype=float)
         if len(values) != len(Z):
             raise ValueError(f"color must have one value per sample ({len(Z)}); got {len(values)}")
-        return values, {"cmap": "viridis"}
-    return None, {"color": "C0" if color is None else color}
+        return values, "k"
+    if color is None:  # the next colour of the cycle, one per set drawn here
+        color = f"C{len(getattr(ax, '_sklearn_epi_sets', []))}"
+    return None, color
 
 
-def _marginal(ax, x, lim):
+def _add_set_legend(axes, D, label, color):
+    """One legend entry per set of samples, in the empty upper triangle."""
+    handles = axes[0, 0]._sklearn_epi_sets
+    handles[-1] = Line2D([], [], color=color, lw=2, label=label)
+    labelled = [h for h in handles if h is not None]
+    ax = axes[0, -1] if D > 1 else axes[0, 0]
+    ax.legend(handles=labelled, loc="lower left", fontsize="small", frameon=False)
+
+
+def _marginal(ax, x, lim, color="k", filled=True):
     x = x[np.isfinite(x)]
-    ax.hist(x, bins=30, range=tuple(lim), density=True, color="0.75")
+    if filled:
+        ax.hist(x, bins=30, range=tuple(lim), density=True, color="0.75")
+    else:
+        ax.hist(x, bins=30, range=tuple(lim), density=True, color=color, alpha=0.25)
     if np.ptp(x) > 0:
         grid = np.linspace(*lim, 200)
-        ax.plot(grid, gaussian_kde(x)(grid), color="k", lw=1)
+        ax.plot(grid, gaussian_kde(x)(grid), color=color, lw=1)
     ax.set_yticks([])
 
 
-def _kde_contours(ax, x, y, xlim, ylim, masses=(0.95, 0.68)):
+def _kde_contours(ax, x, y, xlim, ylim, color="k", masses=(0.95, 0.68)):
     """Contours of a 2D Gaussian KDE enclosing about ``masses`` of the samples."""
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
@@ -403,7 +527,7 @@ def _kde_contours(ax, x, y, xlim, ylim, masses=(0.95, 0.68)):
         return
     gx, gy = np.meshgrid(np.linspace(*xlim, 80), np.linspace(*ylim, 80))
     density = kde(np.vstack([gx.ravel(), gy.ravel()])).reshape(gx.shape)
-    ax.contour(gx, gy, density, levels=levels, colors="k", linewidths=[0.6, 1.0])
+    ax.contour(gx, gy, density, levels=levels, colors=color, linewidths=[0.6, 1.0])
 
 
 def _label_corner(ax, i, j, D, labels):

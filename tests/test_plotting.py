@@ -8,11 +8,18 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from matplotlib.collections import PathCollection  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
 from sklearn_epi import ALParams, EPIEstimator  # noqa: E402
-from sklearn_epi.plotting import pairplot, plot_history, plot_predictive  # noqa: E402
+from sklearn_epi.plotting import (  # noqa: E402
+    pairplot,
+    pairplot_samples,
+    plot_history,
+    plot_predictive,
+)
 
 BOUNDS = {"a": (-1.0, 3.0), "b": (-np.inf, np.inf)}
 MU, SIGMA2 = [1.0, -2.0], [0.25, 1.0]
@@ -108,6 +115,35 @@ def test_pairplot_marks_points_and_draws_one_arrow_per_eigenvector(est):
 def test_pairplot_rejects_samples_of_the_wrong_width(est):
     with pytest.raises(ValueError, match=r"shape \(n, 2\)"):
         pairplot(est, Z=np.zeros((10, 3)))
+
+
+def test_pairplot_reads_the_public_fitted_bounds(est):
+    np.testing.assert_array_equal(est.bounds_, [[-1.0, 3.0], [-np.inf, np.inf]])
+
+
+def test_pairplot_samples_overlays_two_methods_with_a_legend_and_shared_limits():
+    rng = np.random.default_rng(0)
+    first = pd.DataFrame(rng.normal(size=(300, 3)), columns=["g", "tau", "w"])
+    fig, axes = pairplot_samples(first, label="EPI")
+    out_fig, out_axes = pairplot_samples(rng.normal(5.0, 1.0, (300, 3)), axes=axes, label="SNPE")
+    assert out_fig is fig and out_axes.shape == (3, 3)
+    assert [ax.get_xlabel() for ax in axes[-1]] == ["g", "tau", "w"]
+    legend = axes[0, -1].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["EPI", "SNPE"]
+    scatters = [c for c in axes[1, 0].collections if isinstance(c, PathCollection)]
+    colors = [c.get_facecolor()[0][:3] for c in scatters]
+    assert len({tuple(np.round(c, 3)) for c in colors}) == 2  # one colour per method
+    low, high = axes[1, 0].get_xlim()
+    assert low < first["g"].min() and high > 5.0  # limits grew to show both sets
+
+
+def test_pairplot_samples_colours_by_values_with_a_colour_bar():
+    Z = np.random.default_rng(1).normal(size=(200, 2))
+    fig, axes = pairplot_samples(Z, color=Z[:, 0], colorbar_label="x")
+    (colorbar,) = axes[0, -1].child_axes  # inset in the empty upper corner
+    assert colorbar.get_ylabel() == "x"
+    with pytest.raises(ValueError, match="one value per sample"):
+        pairplot_samples(Z, color=Z[:10, 0])
 
 
 def test_plot_history_has_four_panels_plus_one_per_constraint(est):
