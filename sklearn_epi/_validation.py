@@ -6,6 +6,8 @@ the argument, what was expected and what was received.
 
 from __future__ import annotations
 
+import os
+import sys
 from numbers import Integral
 
 import cloudpickle
@@ -15,6 +17,8 @@ import tensorflow as tf
 from scipy import sparse
 
 from .optimize import ALParams, call_statistic
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 #: A bounded interval must hold at least this many numbers of the fit's dtype.
 MIN_DISTINCT_VALUES = 2**12
@@ -27,10 +31,39 @@ def _check_int(value, name, minimum):
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
 
 
-def _check_dtype(dtype):
-    if dtype not in ("float32", "float64"):
-        raise ValueError(f"dtype must be 'float32' or 'float64'; got {dtype!r}")
-    return dtype
+def _check_dtype(dtype) -> str:
+    """``"float32"`` or ``"float64"`` from a name, a NumPy or a TensorFlow dtype."""
+    try:
+        name = tf.as_dtype(dtype).name
+    except TypeError:
+        name = None
+    if name not in ("float32", "float64"):
+        raise ValueError(
+            f"dtype must be 'float32' or 'float64' (a name, NumPy or TensorFlow dtype); "
+            f"got {dtype!r}"
+        )
+    return name
+
+
+def _check_verbose(verbose) -> int:
+    """Verbosity as an int; ``True``/``False`` mean 1/0, as in scikit-learn."""
+    if isinstance(verbose, (bool, np.bool_)):
+        return int(verbose)
+    _check_int(verbose, "verbose", 0)
+    return int(verbose)
+
+
+def user_stacklevel() -> int:
+    """``stacklevel`` for :func:`warnings.warn` that points at the user's line.
+
+    Counts the frames from the function calling ``warnings.warn`` back to the
+    first one outside this package, so a warning names the line that called
+    ``fit`` (or a query), not a line of ours, however deep the call.
+    """
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def _resolve_al_params(al_params) -> ALParams:

@@ -28,8 +28,10 @@ from ._validation import (
     _check_precision,
     _check_sendable,
     _check_targets,
+    _check_verbose,
     _probe_statistic,
     _resolve_al_params,
+    user_stacklevel,
 )
 from .convergence import constraint_pvalues, is_converged
 from .flows import MAF, RealNVP
@@ -156,6 +158,9 @@ class EPIEstimator(BaseEstimator):
         Training iterations run by the selected seed.
     param_names_ : ndarray of str
         Parameter names (keys of ``bounds`` or ``z0, z1, ...``).
+    bounds_ : ndarray of shape (D, 2)
+        The support, ``[low, high]`` per parameter (``-inf``/``inf`` on open
+        sides), in the order of ``param_names_``.
     constraint_names_ : list of str
         ``mean_<stat>`` and ``var_<stat>`` names of the constraints.
     lagrange_multipliers_ : ndarray of shape (m,)
@@ -239,10 +244,11 @@ class EPIEstimator(BaseEstimator):
             The fitted estimator.
         """
         flow, al = self._check_params()
+        dtype, verbose = _check_dtype(self.dtype), _check_verbose(self.verbose)
         support = parse_bounds(self.bounds)
         mu, sigma2, stat_names = _check_targets(mu, sigma2)
         init_mean, init_std = self._check_init(support)
-        _check_precision(self.dtype, mu, sigma2, support, init_mean, init_std)
+        _check_precision(dtype, mu, sigma2, support, init_mean, init_std)
         _probe_statistic(self.statistic, init_mean, len(mu))
         names = [f"mean_{s}" for s in stat_names]
         if sigma2 is not None:
@@ -268,9 +274,9 @@ class EPIEstimator(BaseEstimator):
             alpha=float(self.alpha),
             n_test=int(n_test),
             n_test_batches=_N_TEST_BATCHES,
-            dtype=self.dtype,
+            dtype=dtype,
             jit_compile=bool(self.jit_compile),
-            verbose=int(self.verbose),
+            verbose=verbose,
             threads=threads,
             memory=None if self.memory is None else check_memory(self.memory),
             param_names=list(support.names),
@@ -282,6 +288,36 @@ class EPIEstimator(BaseEstimator):
         self.fit_time_ = time.perf_counter() - start
         self._score_seed = int(rng.randint(0, 2**31 - 1))
         return self
+
+    def get_params(self, deep=True):
+        """Parameters of the estimator; with ``deep``, the nested ``flow__*`` and ``al_params__*``.
+
+        A default (``None``) ``flow`` or ``al_params``, or an ``al_params``
+        dict, lists the fields of the object it stands for, so every name a
+        grid search can set is discoverable here.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+
+        Returns
+        -------
+        dict
+        """
+        params = super().get_params(deep=deep)
+        if deep:
+            stand_ins = {
+                "flow": RealNVP() if self.flow is None else None,
+                "al_params": (
+                    _resolve_al_params(self.al_params)
+                    if self.al_params is None or isinstance(self.al_params, dict)
+                    else None
+                ),
+            }
+            for name, obj in stand_ins.items():
+                if obj is not None:
+                    params.update({f"{name}__{k}": v for k, v in obj.get_params().items()})
+        return params
 
     def set_params(self, **params):
         """Set parameters, including nested ``flow__*`` and ``al_params__*`` ones.
@@ -321,8 +357,6 @@ class EPIEstimator(BaseEstimator):
             raise ValueError(f"alpha must be in (0, 1); got {self.alpha!r}")
         if self.n_test is not None:
             _check_int(self.n_test, "n_test", 2)
-        _check_dtype(self.dtype)
-        _check_int(self.verbose, "verbose", 0)
         return flow, al
 
     def _check_init(self, support):
@@ -354,6 +388,7 @@ class EPIEstimator(BaseEstimator):
 
     def _store(self, results, spec, support, stat_names, interrupted):
         self.param_names_ = np.asarray(support.names, dtype=object)
+        self.bounds_ = np.column_stack([support.low, support.high])
         self.constraint_names_ = list(spec.constraint_names)
         self.statistic_names_ = list(stat_names)
         self.mu_, self.sigma2_ = spec.mu, spec.sigma2
@@ -384,7 +419,7 @@ class EPIEstimator(BaseEstimator):
                 "fit interrupted: keeping the best epoch so far of the seeds that ran "
                 f"({'; '.join(f'seed {r.seed_index}: {r.message}' for r in results if r.message)})",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         if not usable:
             where = "\n".join(
@@ -400,7 +435,7 @@ class EPIEstimator(BaseEstimator):
                 + ". Those seeds are marked failed in seeds_ (with tracebacks); their last "
                 "usable epochs and the other seeds are kept",
                 RuntimeWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         converged = [r for r in usable if r.converged]
         if converged:
@@ -429,7 +464,7 @@ class EPIEstimator(BaseEstimator):
                 f"the test at alpha/m = {self.alpha / len(self.pvalues_):.3g}: {failing}. "
                 "Try more iterations or epochs (al_params), more seeds, or a larger c0.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
 
     # ------------------------------------------------------- fitted queries
@@ -758,7 +793,7 @@ class _XLAWithFallback:
                     f"XLA could not compile {self.plain.python_function.__name__}; using a "
                     f"plain graph ({str(exc).strip().splitlines()[-1][:200]})",
                     RuntimeWarning,
-                    stacklevel=3,
+                    stacklevel=user_stacklevel(),
                 )
                 self.use_xla = False
         return self.plain(z)

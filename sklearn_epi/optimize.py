@@ -574,12 +574,14 @@ def _compile_with_fallback(objective, jit_compile):
             fns["train"].experimental_get_compiler_ir(tf.constant(1, tf.int32))(stage="hlo")
             return fns, True
         except Exception as exc:  # XLA reports unsupported ops with many types
+            from ._validation import user_stacklevel  # imports this module
+
             plain["train"].get_concrete_function(steps)
             warnings.warn(
                 "the statistic could not be compiled with XLA; running without "
                 f"jit_compile ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]})",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=user_stacklevel(),
             )
     return plain, False
 

@@ -24,6 +24,8 @@ from typing import NamedTuple
 import cloudpickle
 import joblib
 
+from ._validation import user_stacklevel
+
 __all__ = ["save", "load", "MissingStatistic"]
 
 
@@ -101,7 +103,7 @@ def pack_statistic(statistic) -> tuple[str, str, bytes]:
             "make it a module-level function, or a closure over picklable values "
             "(numbers, arrays), not over open files, locks or TensorFlow variables.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
         return "missing", name, pickle.dumps(reason)
 
@@ -120,7 +122,7 @@ def unpack_statistic(packed):
             "sampling and log densities work, but score and analysis.predictive need it "
             "back: est.set_params(statistic=...)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=user_stacklevel(),
         )
         return MissingStatistic(name, reason)
 

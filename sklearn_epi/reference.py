@@ -30,7 +30,7 @@ from scipy import optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from ._validation import _check_targets
+from ._validation import _check_targets, user_stacklevel
 from .optimize import call_statistic
 from .support import parse_bounds
 
@@ -339,7 +339,7 @@ def maxent_reference(
             f"iterations ({ref.message}); largest constraint residual {ref.max_residual:.3g}. "
             "The targets may be unreachable on the support, or n_samples too small",
             ConvergenceWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     if ref.ess < min_ess:
         warnings.warn(
@@ -347,7 +347,7 @@ def maxent_reference(
             f"n_samples or tighten the bounds (n_samples = {n_samples}, threshold "
             f"min_ess = {min_ess:g})",
             LowEffectiveSampleSizeWarning,
-            stacklevel=2,
+            stacklevel=user_stacklevel(),
         )
     return ref
 
@@ -416,7 +416,7 @@ def _evaluate_statistic(statistic, Z, m_f, chunk_size, rng):
                 f"statistic raised {type(exc).__name__} on float64 input ({exc}); "
                 "it is evaluated in float32",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         out[start : start + z.shape[0]] = _check_output(f, z.shape, m_f)
     bad = np.flatnonzero(~np.isfinite(out).all(axis=1))

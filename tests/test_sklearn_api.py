@@ -49,6 +49,29 @@ def test_get_params_deep_exposes_flow_and_al_params_fields():
     assert params["al_params__c0"] == QUICK.c0
 
 
+def test_get_params_deep_on_a_default_estimator_lists_the_nested_names():
+    params = EPIEstimator(identity, [[0.0, 1.0]]).get_params(deep=True)
+    assert params["flow__num_units"] == RealNVP().num_units
+    assert params["al_params__c0"] == ALParams().c0
+    shallow = EPIEstimator(identity, [[0.0, 1.0]], al_params={"c0": 2.0}).get_params(deep=False)
+    assert not any("__" in k for k in shallow)
+    deep = EPIEstimator(identity, [[0.0, 1.0]], al_params={"c0": 2.0}).get_params()
+    assert deep["al_params__c0"] == 2.0 and deep["al_params"] == {"c0": 2.0}
+
+
+def test_scikit_learn_style_verbose_and_dtype_values_are_accepted():
+    est = fit_quietly(quick(verbose=False, dtype=np.float64), MU, SIGMA2)
+    assert est.seeds_.shape[0] == 1 and est.sample(2, random_state=0).dtype == np.float64
+    Z = est.sample(3, random_state=0)
+    np.testing.assert_array_equal(est.score_samples(Z, dtype=np.float64), est.score_samples(Z))
+
+
+def test_convergence_warning_points_at_the_line_that_called_fit():
+    with pytest.warns(ConvergenceWarning) as record:
+        quick(al_params=ALParams(num_iters=10, max_epochs=1, init_iters=0)).fit([50.0, 0.0])
+    assert record[0].filename == __file__
+
+
 def test_nested_set_params_on_default_none_objects():
     est = EPIEstimator(identity, [[0.0, 1.0]]).set_params(flow__num_units=7, al_params__c0=0.1)
     assert isinstance(est.flow, RealNVP) and est.flow.num_units == 7
