@@ -729,6 +729,8 @@ class EPIEstimator(BaseEstimator):
     def __setstate__(self, state):
         if isinstance(state.get("statistic"), persistence.PackedStatistic):
             state["statistic"] = unpack_statistic(state["statistic"])
+        if "_support" in state and "bounds_" not in state:  # saved by version 0.1.0
+            state["bounds_"] = np.column_stack([state["_support"].low, state["_support"].high])
         super().__setstate__(state)
 
     def __sklearn_tags__(self):
