@@ -3,16 +3,19 @@
 Each optimisation is measured in this one process against a variant written
 here that switches it off, everything else equal:
 
-* XLA: ``_compile(objective, jit_compile=False)`` against ``True``.
+* XLA: ``Trainer(..., jit_compile=False)`` against ``True``.
 * Fused sample-and-log-prob: a flow whose ``sample_and_log_prob`` samples and
   then evaluates ``log_prob`` on the samples (the inverse pass; ``tf.identity``
   keeps TFP's bijector cache from short-cutting it).
 * One-pass unbiased penalty gradient: the same loss differentiated in two
   backward passes (entropy + Lagrange term, then the penalty) and summed.
-* Batched convergence test: ``_epoch_end`` drawing its ``200 x N_test`` test
+* Batched convergence test: ``test_epoch`` drawing its ``200 x N_test`` test
   samples in passes of up to 20,000 against 200 passes of ``N_test``.
 * Early stopping: ``stop_early=True`` against ``False`` (whole fit).
 * Init caching: the second fit with ``memory=`` against the first.
+* Compile once per process: 4 sequential seeds and a 4-candidate grid
+  search reusing the compiled step against each compiling its own
+  (``sklearn_epi._train.POOL_SIZE = 0``).
 
 Per-worker thread caps live in :mod:`benchmarks.parallel`.
 """
@@ -22,15 +25,19 @@ from __future__ import annotations
 import tempfile
 import time
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import tensorflow as tf
+from sklearn.model_selection import GridSearchCV
 
-from sklearn_epi import EPIEstimator
-from sklearn_epi.optimize import _compile, _epoch_end, _Objective
+from sklearn_epi import EPIEstimator, _train
+from sklearn_epi._train import Trainer
+from sklearn_epi.model_selection import property_cv
+from sklearn_epi.optimize import test_epoch
 
 from . import problems
-from .throughput import package_step, steady_rates
+from .throughput import package_step, ready_trainer, steady_rates
 
 
 class _SampleThenInvert(tf.Module):
@@ -45,10 +52,10 @@ class _SampleThenInvert(tf.Module):
         return z, self.flow.log_prob(tf.identity(z))
 
 
-class _TwoPassPenalty(_Objective):
+class _TwoPassPenalty(Trainer):
     """The AL step with the penalty gradient in its own backward pass."""
 
-    def train_steps(self, num_steps):
+    def _train_steps(self, num_steps):
         dtype = self.flow.dtype
         H_sum = tf.zeros([], dtype)
         all_finite = tf.constant(True)
@@ -59,8 +66,8 @@ class _TwoPassPenalty(_Objective):
                 z, log_q = self.flow.sample_and_log_prob(self.batch, seed=seed)
                 T = self.sufficient_statistics(z, seed)
                 H = -tf.reduce_mean(log_q)
-                R1 = tf.reduce_mean(T[:half], axis=0) - self.mu_opt
-                R2 = tf.reduce_mean(T[half:], axis=0) - self.mu_opt
+                R1 = tf.reduce_mean(T[:half], axis=0) - self.targets
+                R2 = tf.reduce_mean(T[half:], axis=0) - self.targets
                 lagrangian = -H + tf.tensordot(self.eta, 0.5 * (R1 + R2), 1)
                 penalty = self.c * tf.tensordot(R1, tf.stop_gradient(R2), 1)
             first = self._gradients(tape, lagrangian)
@@ -71,7 +78,7 @@ class _TwoPassPenalty(_Objective):
             all_finite = tf.logical_and(all_finite, tf.math.is_finite(lagrangian))
             H_sum += H
         n = tf.cast(num_steps, dtype)
-        return H_sum / n, H_sum / n, tf.zeros([self.m], dtype), all_finite
+        return H_sum / n, H_sum / n, tf.zeros_like(self.targets), all_finite
 
 
 def _ratio_row(name, after, before, unit, higher_is_better, notes=""):
@@ -99,7 +106,7 @@ def step_variants(quick=False):
         unfused, _, _ = package_step(
             problem, flow=_SampleThenInvert(spec.flow.build(spec.support, seed=0))
         )
-        two_pass, _, _ = package_step(problem, objective_cls=_TwoPassPenalty)
+        two_pass, _, _ = package_step(problem, trainer_cls=_TwoPassPenalty)
         rates = steady_rates(
             {"ours": ours, "graph": graph, "unfused": unfused, "two_pass": two_pass},
             iters,
@@ -131,9 +138,8 @@ def batched_test(quick=False, repeats=3):
     rows = []
     for problem in [problems.rnn(10)] + ([] if quick else [problems.rnn(50)]):
         spec = problem.seed_spec()
-        objective = _Objective(spec.flow.build(spec.support, seed=0), spec, 0)
-        fns = _compile(objective, spec.jit_compile)
-        evaluate = fns["evaluate"]
+        trainer = ready_trainer(Trainer, spec.flow.build(spec.support, seed=0), spec, True)
+        evaluate = trainer.evaluate
 
         def one_batch_per_pass(total, n=spec.n_test):
             parts = [evaluate(n) for _ in range(total // n)]
@@ -141,15 +147,18 @@ def batched_test(quick=False, repeats=3):
                 tf.constant(np.concatenate([part[i].numpy() for part in parts])) for i in range(3)
             )
 
-        variants = {"batched": fns, "small": dict(fns, evaluate=one_batch_per_pass)}
+        small = SimpleNamespace(
+            evaluate=one_batch_per_pass,
+            **{k: getattr(trainer, k) for k in ("c", "eta", "targets", "flow")},
+        )
+        variants = {"batched": trainer, "small": small}
         best = dict.fromkeys(variants, np.inf)
-        rng = np.random.default_rng(0)
-        for f in variants.values():  # warm-up: traces each pass size once
-            _epoch_end(objective, f, spec, 0, 0, rng, None)
+        for t in variants.values():  # warm-up: traces each pass size once
+            test_epoch(t, spec, 0, 0, 0, time.perf_counter())
         for _ in range(repeats):
-            for name, f in variants.items():
+            for name, t in variants.items():
                 start = time.perf_counter()
-                _epoch_end(objective, f, spec, 0, 0, rng, None)
+                test_epoch(t, spec, 0, 0, 0, start)
                 best[name] = min(best[name], time.perf_counter() - start)
         rows.append(
             _ratio_row(
@@ -170,10 +179,17 @@ def _fit_time(problem, **kwargs):
     return est
 
 
+def _warm_up(problem, **al):
+    """Compile the problem's trainers once, so the fits compared below all reuse them."""
+    small = {"num_iters": 10, "max_epochs": 1, **al}
+    _fit_time(problem, **problem.estimator_kwargs(**small), random_state=0)
+
+
 def early_stopping(quick=False):
     """Whole-fit wall time on the oscillator with and without ``stop_early``."""
     problem = problems.oscillator()
     al = {"num_iters": 200, "max_epochs": 2} if quick else {"num_iters": 2000, "max_epochs": 10}
+    _warm_up(problem)
     fits = {
         flag: _fit_time(problem, **problem.estimator_kwargs(stop_early=flag, **al), random_state=0)
         for flag in (True, False)
@@ -201,6 +217,7 @@ def init_caching(quick=False):
         if quick
         else {"num_iters": 200, "max_epochs": 2, "init_iters": 2000}
     )
+    _warm_up(problem, init_iters=al["init_iters"])
     with tempfile.TemporaryDirectory() as cache:
         kwargs = dict(problem.estimator_kwargs(**al), memory=cache, random_state=0)
         first = _fit_time(problem, **kwargs).fit_time_
@@ -217,5 +234,61 @@ def init_caching(quick=False):
     ]
 
 
+def compile_once(quick=False):
+    """Seeds and grid-search candidates reusing the compiled step, against compiling each.
+
+    ``sklearn_epi._train.POOL_SIZE = 0`` keeps no trainer for reuse (every
+    seed and candidate traces and compiles its own step, as before the pool);
+    the default reuses one per problem. Both run in this process, after a
+    warm-up fit of another problem so neither pays TensorFlow's start-up.
+    """
+    problem = problems.rnn(10)
+    al = {"num_iters": 100, "max_epochs": 1} if quick else {"num_iters": 500, "max_epochs": 2}
+    n_seeds = 2 if quick else 4
+    _warm_up(problems.oscillator())
+    grid = {"al_params__c0": [1e-3, 1e-2], "al_params__lr": [1e-3, 2e-3]}
+    times = {}
+    for label, pool in (("reuse", _train.POOL_SIZE), ("compile each", 0)):
+        saved, _train.POOL_SIZE = _train.POOL_SIZE, pool
+        _train.clear_pool()
+        try:
+            kwargs = dict(problem.estimator_kwargs(**al), random_state=0)
+            seeds = _fit_time(problem, **kwargs, n_seeds=n_seeds).fit_time_
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                GridSearchCV(
+                    EPIEstimator(**kwargs), grid, cv=property_cv(problem.mu), refit=False
+                ).fit(problem.mu, problem.sigma2)
+            times[label] = (seeds, time.perf_counter() - start)
+        finally:
+            _train.POOL_SIZE = saved
+    (seeds_on, grid_on), (seeds_off, grid_off) = times["reuse"], times["compile each"]
+    return [
+        _ratio_row(
+            f"compile once: {n_seeds} sequential seeds, {problem.name}",
+            seeds_on,
+            seeds_off,
+            "s",
+            False,
+            notes=f"{al['num_iters']} iterations x {al['max_epochs']} epochs per seed",
+        ),
+        _ratio_row(
+            f"compile once: 4-candidate grid search, {problem.name}",
+            grid_on,
+            grid_off,
+            "s",
+            False,
+            notes="c0 x lr, same shapes; n_jobs=None",
+        ),
+    ]
+
+
 def run(quick=False):
-    return step_variants(quick) + batched_test(quick) + early_stopping(quick) + init_caching(quick)
+    return (
+        step_variants(quick)
+        + batched_test(quick)
+        + early_stopping(quick)
+        + init_caching(quick)
+        + compile_once(quick)
+    )

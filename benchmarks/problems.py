@@ -16,6 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from dataclasses import dataclass, replace  # noqa: E402
 
 from sklearn_epi import ALParams, RealNVP  # noqa: E402
+from sklearn_epi._property import EmergentProperty  # noqa: E402
 from sklearn_epi.circuits import (  # noqa: E402
     LDS_BOUNDS,
     LDS_MU,
@@ -66,15 +67,12 @@ class Problem:
         """The :class:`SeedSpec` ``EPIEstimator.fit`` would hand a worker (one seed)."""
         support = parse_bounds(self.bounds)
         mean, std = support.default_gaussian()
-        names = [f"mean_f{i}" for i in range(len(self.mu))]
-        names += [f"var_f{i}" for i in range(len(self.mu))]
+        names = tuple(f"f{i}" for i in range(len(self.mu)))
         spec = SeedSpec(
             flow=self.flow,
             support=support,
             statistic=self.statistic,
-            mu=self.mu,
-            sigma2=self.sigma2,
-            constraint_names=names,
+            prop=EmergentProperty(self.mu, self.sigma2, names),
             al=self.al,
             init_mean=mean,
             init_std=std,

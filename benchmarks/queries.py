@@ -1,7 +1,7 @@
 """Queries of a fitted flow: Hessians of log q per second, samples per second, memory.
 
 Uses the compiled functions ``EPIEstimator.hessian`` and ``.sample`` run
-(``sklearn_epi.estimator._FittedFunctions``) on flows of the paper's sizes:
+(``sklearn_epi._queries.FittedFunctions``) on flows of the paper's sizes:
 D = 4 (oscillator flow), D = 40 and D = 200 (RNN flows, N = 10 and 50). The
 weights are the flow's initial ones perturbed at random, so every stage is
 far from the identity; cost does not depend on the values. As evidence for
@@ -27,7 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from sklearn_epi import EPIEstimator
-from sklearn_epi.estimator import _FittedFunctions
+from sklearn_epi._queries import FittedFunctions
 
 from . import problems
 
@@ -57,7 +57,7 @@ def run(quick=False):
     rows = []
     for problem, n_points in cases:
         flow = _perturbed_flow(problem)
-        fns = _FittedFunctions(flow)
+        fns = FittedFunctions(flow)
         z, _ = fns.sample(n_points, tf.constant([0, 1]))
         # The package's query (XLA, rows padded to a power of two) against
         # the same function as a plain graph.
@@ -77,7 +77,7 @@ def run(quick=False):
             }
         )
     n = 20_000 if quick else 100_000
-    fns = _FittedFunctions(_perturbed_flow(problems.rnn(50)))
+    fns = FittedFunctions(_perturbed_flow(problems.rnn(50)))
     seed = tf.constant([0, 2])
     seconds = _best_seconds(lambda: fns.sample(n, seed)[0].numpy(), repeats)
     rows.append(

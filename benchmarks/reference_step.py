@@ -1,6 +1,6 @@
 """A minimal hand-written EPI training step: the baseline of the throughput section.
 
-Same maths as :class:`sklearn_epi.optimize._Objective.train_steps` (paper,
+Same maths as :meth:`sklearn_epi._train.Trainer._train_steps` (paper,
 Eq. 21 with the one-pass unbiased penalty gradient), written the shortest way
 plain TensorFlow allows: the RealNVP chain as explicit matmuls (no TFP
 bijectors), Adam as four lines (no ``tf.keras``), no finite-step guard, no

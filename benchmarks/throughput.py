@@ -1,6 +1,6 @@
 """Training iterations per second: the package's compiled step against a hand-written one.
 
-For each problem, the package's step (``_compile(_Objective(...))["train"]``,
+For each problem, the package's step (``sklearn_epi._train.Trainer(...).train``,
 XLA) and :class:`~benchmarks.reference_step.ReferenceStep` (plain
 ``tf.function(jit_compile=True)``, the same maths without TFP or safety
 checks) start from the same flow weights and draw batches of the same size.
@@ -17,7 +17,7 @@ import time
 
 import tensorflow as tf
 
-from sklearn_epi.optimize import _compile, _Objective
+from sklearn_epi._train import Trainer
 
 from . import problems
 from .reference_step import ReferenceStep, ReferenceStepTFPFlow, max_density_mismatch
@@ -52,12 +52,23 @@ def _sync(out):
     return float(first)
 
 
-def package_step(problem, jit_compile=True, objective_cls=_Objective, flow=None, seed=0):
+def package_step(problem, jit_compile=True, trainer_cls=Trainer, flow=None, seed=0):
     """The package's compiled training loop for ``problem`` and its flow."""
     spec = problem.seed_spec()
     flow = flow if flow is not None else spec.flow.build(spec.support, seed=seed)
-    objective = objective_cls(flow, spec, seed)
-    return _compile(objective, jit_compile)["train"], flow, spec
+    trainer = ready_trainer(trainer_cls, flow, spec, jit_compile, seed)
+    return trainer.train, flow, spec
+
+
+def ready_trainer(trainer_cls, flow, spec, jit_compile, seed=0):
+    """A compiled trainer of ``spec`` around ``flow`` at ``c0``, zero ``eta`` and the targets."""
+    trainer = trainer_cls(flow, spec.statistic, spec.prop, spec.al.batch_size, jit_compile)
+    trainer.base_seed.assign([seed, 7919])
+    trainer.adam.lr.assign(spec.al.lr)
+    trainer.c.assign(spec.al.c0)
+    trainer.mu.assign(spec.prop.mu)
+    trainer.targets.assign(spec.prop.targets)
+    return trainer
 
 
 def reference_step(problem, flow, spec, cls=ReferenceStep):

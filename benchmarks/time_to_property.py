@@ -6,9 +6,9 @@ the end of the first epoch whose predictive mean of
 own, stricter test (means *and* variances, p-values above ``alpha / m``) is
 "full convergence". Both are read at epoch ends of a real
 ``EPIEstimator.fit`` (paper settings, see :func:`benchmarks.problems.rnn`):
-``sklearn_epi.optimize._epoch_end`` is wrapped to timestamp each epoch's
-fresh-sample estimate, and to stop the fit (as Ctrl-C does) once it has
-converged or its wall-time budget is spent.
+an epoch-end callback (:class:`EpochClock`) timestamps each epoch's
+fresh-sample estimate and stops the fit once it has converged or its
+wall-time budget is spent.
 
 Simulations count every statistic evaluation: ``iterations x batch`` in
 training plus ``200 x N_test`` test samples per epoch end (epoch 0
@@ -19,41 +19,30 @@ from __future__ import annotations
 
 import time
 import warnings
-from contextlib import contextmanager
 
 import numpy as np
 
-import sklearn_epi.optimize as optimize
-from sklearn_epi import EPIEstimator
+from sklearn_epi import EPIEstimator, EpochCallback
 
 from . import problems
 
 
-@contextmanager
-def epoch_clock(budget_s, m_f):
-    """Record ``(seconds, epoch, iteration, ||E f - mu||, converged)`` per epoch end.
+class EpochClock(EpochCallback):
+    """Records ``(seconds, epoch, iteration, ||E f - mu||, converged)`` per epoch end.
 
-    Inside the block, fits stop after the epoch that converges or the first
-    epoch end past ``budget_s`` seconds from the block's start.
+    It stops the fit after the epoch that converges or the first epoch end
+    past ``budget_s`` seconds from the clock's creation.
     """
-    original = optimize._epoch_end
-    log = []
-    start = time.perf_counter()
 
-    def timed(objective, fns, spec, epoch, iteration, rng, previous):
-        record = original(objective, fns, spec, epoch, iteration, rng, previous)
-        elapsed = time.perf_counter() - start
-        distance = float(np.linalg.norm(record["R"][:m_f]))
-        log.append((elapsed, epoch, iteration, distance, record["converged"]))
-        if epoch > 0 and (record["converged"] or elapsed > budget_s):
-            raise KeyboardInterrupt  # fit_seed ends the seed and keeps its epochs
-        return record
+    def __init__(self, budget_s, m_f):
+        self.budget_s, self.m_f = budget_s, m_f
+        self.log, self.start = [], time.perf_counter()
 
-    optimize._epoch_end = timed
-    try:
-        yield log
-    finally:
-        optimize._epoch_end = original
+    def on_epoch_end(self, record):
+        elapsed = time.perf_counter() - self.start
+        distance = float(np.linalg.norm(record.R[: self.m_f]))
+        self.log.append((elapsed, record.epoch, record.iteration, distance, record.converged))
+        return record.converged or elapsed > self.budget_s
 
 
 def one_run(N, seed, budget_s, max_epochs):
@@ -63,14 +52,16 @@ def one_run(N, seed, budget_s, max_epochs):
         **problem.estimator_kwargs(max_epochs=max_epochs), random_state=seed, n_jobs=None
     )
     batch, n_test = problem.al.batch_size, problem.n_test
-    with epoch_clock(budget_s, len(problem.mu)) as log, warnings.catch_warnings():
+    clock = EpochClock(budget_s, len(problem.mu))
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        est.fit(problem.mu, problem.sigma2)
+        est.set_params(callbacks=[clock]).fit(problem.mu, problem.sigma2)
 
     def first(condition):
-        for k, (t, epoch, iteration, distance, converged) in enumerate(log):
-            if epoch > 0 and condition(distance, converged):
-                return t, iteration * batch + (k + 1) * 200 * n_test, epoch
+        # Epoch e has run e + 1 tests of 200 x N_test samples (epoch 0's included).
+        for t, epoch, iteration, distance, converged in clock.log:
+            if condition(distance, converged):
+                return t, iteration * batch + (epoch + 1) * 200 * n_test, epoch
         return np.nan, np.nan, np.nan
 
     t_crit, sims_crit, ep_crit = first(lambda d, c: d < problems.CRITERION)
@@ -84,8 +75,8 @@ def one_run(N, seed, budget_s, max_epochs):
         "t_converged": t_conv,
         "sims_converged": sims_conv,
         "epoch_converged": ep_conv,
-        "epochs_run": log[-1][1] if log else 0,
-        "wall": log[-1][0] if log else np.nan,
+        "epochs_run": clock.log[-1][1] if clock.log else 0,
+        "wall": clock.log[-1][0] if clock.log else np.nan,
     }
 
 

@@ -11,10 +11,11 @@ import os as _os
 # fit's own output; a value the user has set is kept.
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from ._al_params import ALParams  # noqa: E402
+from ._reporting import EpochCallback  # noqa: E402
 from .estimator import EPIEstimator  # noqa: E402
 from .flows import MAF, RealNVP  # noqa: E402
-from .optimize import ALParams  # noqa: E402
 from .persistence import load  # noqa: E402
 
-__all__ = ["EPIEstimator", "RealNVP", "MAF", "ALParams", "load"]
+__all__ = ["EPIEstimator", "RealNVP", "MAF", "ALParams", "EpochCallback", "load"]
 __version__ = "0.1.0"

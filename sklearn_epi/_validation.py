@@ -16,7 +16,8 @@ import pandas as pd
 import tensorflow as tf
 from scipy import sparse
 
-from .optimize import ALParams, call_statistic
+from ._al_params import ALParams
+from ._property import call_statistic
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
@@ -26,7 +27,8 @@ MIN_DISTINCT_VALUES = 2**12
 
 def _check_int(value, name, minimum):
     if not isinstance(value, Integral) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer; got {value!r}")
+        at_least = "" if minimum is None else f" >= {minimum}"
+        raise TypeError(f"{name} must be an integer{at_least}; got {value!r}")
     if minimum is not None and value < minimum:
         raise ValueError(f"{name} must be >= {minimum}; got {value}")
 
@@ -294,3 +296,30 @@ def _check_sendable(statistic):
             "(numbers, arrays), not over open files, locks or TensorFlow variables; or fit "
             "with n_jobs=1"
         ) from exc
+
+
+def _check_init(init, support):
+    """The initial Gaussian: the support's default, with ``init``'s mean/std where given."""
+    mean, std = support.default_gaussian()
+    if init is None:
+        return mean, std
+    if not isinstance(init, dict):
+        raise TypeError(f"init must be None or a dict with 'mean'/'std'; got {init!r}")
+    unknown = set(init) - {"mean", "std"}
+    if unknown:
+        raise ValueError(f"init accepts the keys 'mean' and 'std'; got unknown {sorted(unknown)}")
+    D = support.dim
+    for key, target in (("mean", mean), ("std", std)):
+        if key not in init:
+            continue
+        value = np.asarray(init[key], dtype=float)
+        if value.ndim > 1 or value.size not in (1, D):
+            raise ValueError(
+                f"init[{key!r}] must be a scalar or have length {D}; got {init[key]!r}"
+            )
+        target[:] = value
+    if not np.all(np.isfinite(mean)) or not support.contains(mean[None])[0]:
+        raise ValueError(f"init['mean'] must lie inside the bounds; got {mean}")
+    if not np.all(std > 0) or not np.all(np.isfinite(std)):
+        raise ValueError(f"init['std'] must be finite and > 0; got {std}")
+    return mean, std

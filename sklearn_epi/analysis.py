@@ -22,7 +22,7 @@ import tensorflow as tf
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .optimize import call_statistic
+from ._property import call_statistic
 from .reference import maxent_reference
 from .support import parse_bounds
 

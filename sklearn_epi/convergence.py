@@ -12,7 +12,13 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-__all__ = ["constraint_pvalues", "is_converged", "entropy_estimate", "penalty_should_grow"]
+__all__ = [
+    "constraint_pvalues",
+    "is_converged",
+    "entropy_estimate",
+    "penalty_should_grow",
+    "select_best",
+]
 
 
 def constraint_pvalues(R_batches: np.ndarray) -> np.ndarray:
@@ -95,3 +101,24 @@ def penalty_should_grow(
             stats.ttest_ind(norms, scaled, equal_var=False, alternative="greater").pvalue
         )
     return bool(rng.uniform() < 1.0 - pvalue), pvalue
+
+
+def select_best(candidates):
+    """The rule that keeps an epoch within a seed and a seed within a fit.
+
+    The converged candidate of greatest entropy; when none converged, the
+    one whose worst constraint is closest to zero in units of its
+    batch-to-batch spread (``worst_t``). Candidates are epoch records or
+    seed results: anything with ``converged``, ``entropy`` and ``worst_t``.
+
+    Returns
+    -------
+    The chosen candidate, or None when there is none.
+    """
+    candidates = list(candidates)
+    if not candidates:
+        return None
+    converged = [c for c in candidates if c.converged]
+    if converged:
+        return max(converged, key=lambda c: c.entropy)
+    return min(candidates, key=lambda c: c.worst_t)

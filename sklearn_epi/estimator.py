@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import os
-import re
-import tempfile
 import time
 import warnings
 from numbers import Real
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
-from joblib import Parallel, delayed, effective_n_jobs
-from joblib.externals.loky.process_executor import TerminatedWorkerError
-from sklearn import get_config
+from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_memory
 
-from . import optimize, persistence
+from . import _queries, persistence
+from ._property import EmergentProperty
+from ._seeds import run_seeds, seed_tables, usable_seeds
 from ._validation import (
     _check_dtype,
+    _check_init,
     _check_int,
     _check_precision,
     _check_sendable,
@@ -33,9 +30,9 @@ from ._validation import (
     _resolve_al_params,
     user_stacklevel,
 )
-from .convergence import constraint_pvalues, is_converged
+from .convergence import select_best
 from .flows import MAF, RealNVP
-from .optimize import SeedSpec, call_statistic, fit_seed
+from .optimize import SeedSpec
 from .persistence import pack_statistic, unpack_statistic
 from .support import parse_bounds
 
@@ -108,10 +105,19 @@ class EPIEstimator(BaseEstimator):
     random_state : int, RandomState instance or None, default=None
         Seeds of the per-seed fits are drawn from it; global TF and NumPy
         states are never touched.
-    verbose : int, default=0
-        0 silent, 1 a tqdm progress bar per seed (epochs x iterations, with
-        the entropy and the largest constraint violation), 2 also one line per
-        epoch (entropy, ``||R||``, ``c``, p-values, converged).
+    verbose : int or bool, default=0
+        0 silent; 1 a tqdm progress bar per seed (iterations, with the
+        entropy and the largest constraint violation) in a terminal or a
+        notebook, and one line per epoch on stderr when the output goes to a
+        file (a cluster job's log); 2 also one line per epoch on stdout
+        (entropy, ``||R||``, ``c``, p-values, converged).
+    callbacks : list of callables or EpochCallback, default=None
+        The epoch-end hook: each is called with every epoch's
+        :class:`~sklearn_epi.optimize.EpochRecord` (entropy, violations,
+        p-values, ``c``, ``eta``, wall time) and may stop the seed by returning
+        ``True``. An :class:`~sklearn_epi.EpochCallback` also hears each logged
+        training chunk and the seed's start and end. Callbacks run in the
+        process that fits the seed (a worker when ``n_jobs > 1``).
 
     Notes
     -----
@@ -156,6 +162,9 @@ class EPIEstimator(BaseEstimator):
         Selected epoch of the selected seed.
     n_iter_ : int
         Training iterations run by the selected seed.
+    n_test_ : int
+        Samples per batch estimate of the convergence test in this fit (what
+        :meth:`score` uses too).
     param_names_ : ndarray of str
         Parameter names (keys of ``bounds`` or ``z0, z1, ...``).
     bounds_ : ndarray of shape (D, 2)
@@ -207,6 +216,7 @@ class EPIEstimator(BaseEstimator):
         memory=None,
         random_state=None,
         verbose: int = 0,
+        callbacks=None,
     ):
         self.statistic = statistic
         self.bounds = bounds
@@ -222,6 +232,7 @@ class EPIEstimator(BaseEstimator):
         self.memory = memory
         self.random_state = random_state
         self.verbose = verbose
+        self.callbacks = callbacks
 
     # ------------------------------------------------------------------ fit
     def fit(self, mu, sigma2=None):
@@ -247,12 +258,10 @@ class EPIEstimator(BaseEstimator):
         dtype, verbose = _check_dtype(self.dtype), _check_verbose(self.verbose)
         support = parse_bounds(self.bounds)
         mu, sigma2, stat_names = _check_targets(mu, sigma2)
-        init_mean, init_std = self._check_init(support)
+        init_mean, init_std = _check_init(self.init, support)
         _check_precision(dtype, mu, sigma2, support, init_mean, init_std)
         _probe_statistic(self.statistic, init_mean, len(mu))
-        names = [f"mean_{s}" for s in stat_names]
-        if sigma2 is not None:
-            names += [f"var_{s}" for s in stat_names]
+        prop = EmergentProperty(mu, sigma2, tuple(stat_names))
         n_test = al.batch_size if self.n_test is None else self.n_test
 
         rng = check_random_state(self.random_state)
@@ -265,9 +274,7 @@ class EPIEstimator(BaseEstimator):
             flow=flow,
             support=support,
             statistic=self.statistic,
-            mu=mu,
-            sigma2=sigma2,
-            constraint_names=names,
+            prop=prop,
             al=al,
             init_mean=init_mean,
             init_std=init_std,
@@ -279,12 +286,11 @@ class EPIEstimator(BaseEstimator):
             verbose=verbose,
             threads=threads,
             memory=None if self.memory is None else check_memory(self.memory),
-            param_names=list(support.names),
-            statistic_names=list(stat_names),
+            callbacks=tuple(self.callbacks or ()),
         )
         start = time.perf_counter()
-        results, interrupted = _run_seeds(spec, seeds, self.n_jobs)
-        self._store(results, spec, support, stat_names, interrupted)
+        results, interrupted = run_seeds(spec, seeds, self.n_jobs)
+        self._store(results, spec, support, interrupted)
         self.fit_time_ = time.perf_counter() - start
         self._score_seed = int(rng.randint(0, 2**31 - 1))
         return self
@@ -359,89 +365,16 @@ class EPIEstimator(BaseEstimator):
             _check_int(self.n_test, "n_test", 2)
         return flow, al
 
-    def _check_init(self, support):
-        mean, std = support.default_gaussian()
-        if self.init is None:
-            return mean, std
-        if not isinstance(self.init, dict):
-            raise TypeError(f"init must be None or a dict with 'mean'/'std'; got {self.init!r}")
-        unknown = set(self.init) - {"mean", "std"}
-        if unknown:
-            raise ValueError(
-                f"init accepts the keys 'mean' and 'std'; got unknown {sorted(unknown)}"
-            )
-        D = support.dim
-        for key, target in (("mean", mean), ("std", std)):
-            if key not in self.init:
-                continue
-            value = np.asarray(self.init[key], dtype=float)
-            if value.ndim > 1 or value.size not in (1, D):
-                raise ValueError(
-                    f"init[{key!r}] must be a scalar or have length {D}; got {self.init[key]!r}"
-                )
-            target[:] = value
-        if not np.all(np.isfinite(mean)) or not support.contains(mean[None])[0]:
-            raise ValueError(f"init['mean'] must lie inside the bounds; got {mean}")
-        if not np.all(std > 0) or not np.all(np.isfinite(std)):
-            raise ValueError(f"init['std'] must be finite and > 0; got {std}")
-        return mean, std
-
-    def _store(self, results, spec, support, stat_names, interrupted):
+    def _store(self, results, spec, support, interrupted):
         self.param_names_ = np.asarray(support.names, dtype=object)
         self.bounds_ = np.column_stack([support.low, support.high])
-        self.constraint_names_ = list(spec.constraint_names)
-        self.statistic_names_ = list(stat_names)
-        self.mu_, self.sigma2_ = spec.mu, spec.sigma2
-        # A seed lost with its worker process has no history at all.
-        histories = [r.history for r in results if len(r.history)]
-        self.history_ = pd.concat(histories, ignore_index=True) if histories else pd.DataFrame()
-        self.seeds_ = pd.DataFrame(
-            {
-                "seed": [r.seed_index for r in results],
-                "random_seed": [r.seed for r in results],
-                "converged": [r.converged for r in results],
-                "entropy": [r.entropy for r in results],
-                "entropy_se": [r.entropy_se for r in results],
-                "epoch": pd.array([r.epoch for r in results], dtype="Int64"),
-                "n_iter": [r.n_iter for r in results],
-                "wall_time": [r.wall_time for r in results],
-                "failed": [r.failed for r in results],
-                "message": [r.message for r in results],
-                "traceback": [r.traceback for r in results],
-                "jit_compile": [r.jit_compile for r in results],
-            }
-        )
-        usable = [r for r in results if r.weights is not None]
-        if interrupted:
-            if not usable:
-                raise KeyboardInterrupt("fit interrupted before any epoch of any seed finished")
-            warnings.warn(
-                "fit interrupted: keeping the best epoch so far of the seeds that ran "
-                f"({'; '.join(f'seed {r.seed_index}: {r.message}' for r in results if r.message)})",
-                UserWarning,
-                stacklevel=user_stacklevel(),
-            )
-        if not usable:
-            where = "\n".join(
-                f"seed {r.seed_index} (random seed {r.seed}): {r.message}"
-                + (f"\n{r.traceback}" if r.traceback else "")
-                for r in results
-            )
-            raise RuntimeError(f"every seed failed; no epoch is usable:\n{where}")
-        failed = [r for r in results if r.failed and not r.interrupted]
-        if failed:
-            warnings.warn(
-                "; ".join(f"seed {r.seed_index}: {r.message}" for r in failed)
-                + ". Those seeds are marked failed in seeds_ (with tracebacks); their last "
-                "usable epochs and the other seeds are kept",
-                RuntimeWarning,
-                stacklevel=user_stacklevel(),
-            )
-        converged = [r for r in usable if r.converged]
-        if converged:
-            best = max(converged, key=lambda r: r.entropy)
-        else:
-            best = min(usable, key=lambda r: r.worst_t)
+        self.constraint_names_ = spec.prop.constraint_names
+        self.statistic_names_ = list(spec.prop.statistic_names)
+        self.mu_, self.sigma2_ = spec.prop.mu, spec.prop.sigma2
+        self.n_test_ = spec.n_test
+        self.history_, self.seeds_ = seed_tables(results)
+        usable = usable_seeds(results, interrupted)
+        best = select_best(usable)
         self.best_seed_ = best.seed_index
         self.converged_ = bool(best.converged)
         self.entropy_, self.entropy_se_ = float(best.entropy), float(best.entropy_se)
@@ -476,7 +409,7 @@ class EPIEstimator(BaseEstimator):
         if dtype not in cache:
             flow = self._flow_spec.build(self._support, seed=0, dtype=dtype)
             flow.set_weights(self.flow_weights_)
-            cache[dtype] = _FittedFunctions(flow)
+            cache[dtype] = _queries.FittedFunctions(flow)
         return cache[dtype]
 
     def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
@@ -500,7 +433,7 @@ class EPIEstimator(BaseEstimator):
         _check_int(n_samples, "n_samples", 1)
         seed = check_random_state(random_state).randint(0, 2**31 - 1, size=2)
         out = np.empty((int(n_samples), len(self.param_names_)))
-        for k, rows in enumerate(self._chunks(int(n_samples), fns, order=0)):
+        for k, rows in enumerate(_queries.row_chunks(self, int(n_samples), fns, order=0)):
             # Chunk k continues the stream with a stateless seed of its own.
             chunk_seed = seed if k == 0 else [seed[0], (seed[1] + 7919 * k) % (2**31 - 1)]
             z, _ = fns.sample(rows.stop - rows.start, tf.constant(chunk_seed, tf.int32))
@@ -524,7 +457,7 @@ class EPIEstimator(BaseEstimator):
         ndarray of shape (n,)
             ``-inf`` for rows on or outside the bounds (never NaN).
         """
-        out = self._query(Z, 0, dtype)
+        out = _queries.evaluate(self, self._fitted_flow(dtype), Z, 0)
         return np.where(np.isnan(out), -np.inf, out)
 
     def gradient(self, Z, dtype=None) -> np.ndarray:
@@ -542,7 +475,7 @@ class EPIEstimator(BaseEstimator):
         ndarray of shape (n, D)
             NaN rows for points on or outside the bounds.
         """
-        return self._query(Z, 1, dtype)
+        return _queries.evaluate(self, self._fitted_flow(dtype), Z, 1)
 
     def hessian(self, Z, dtype=None) -> np.ndarray:
         r"""Hessian :math:`\nabla_z^2 \log q(z)` at each row of ``Z``.
@@ -563,72 +496,7 @@ class EPIEstimator(BaseEstimator):
         ndarray of shape (n, D, D)
             NaN blocks for points on or outside the bounds.
         """
-        return self._query(Z, 2, dtype)
-
-    def _query(self, Z, order, dtype):
-        """log q (order 0), its gradient (1) or its Hessian (2) at the rows of Z.
-
-        Rows inside the support are evaluated in chunks (see :meth:`_chunks`);
-        the others get ``-inf`` (log q) or NaN (derivatives).
-        """
-        fns = self._fitted_flow(dtype)
-        Z, inside = self._check_Z(Z, fns.dtype)
-        D = Z.shape[1]
-        out = np.full((Z.shape[0],) + (D,) * order, np.nan if order else -np.inf)
-        points = Z[inside]
-        values = np.empty((len(points),) + (D,) * order)
-        query = (fns.log_prob, fns.gradient, fns.hessian)[order]
-        for rows in self._chunks(len(points), fns, order):
-            values[rows] = query(tf.constant(points[rows], fns.dtype)).numpy()
-        out[inside] = values
-        return out
-
-    def _chunks(self, n, fns, order):
-        """Row slices that keep a query of ``order`` within ``working_memory``.
-
-        The estimate per row counts the flow's activations (kept for the
-        backward passes of derivatives) and, for Hessians, one gradient pass
-        per parameter. Chunk sizes are powers of two, the shapes the XLA
-        queries compile for.
-        """
-        spec, D = self._flow_spec, len(self.param_names_)
-        per_pass = fns.dtype.size * (8 * D + 4 * spec.num_stages * spec.num_layers * spec.num_units)
-        row_bytes = per_pass * (1, 3, 3 * D)[order] + 8 * D**order
-        budget = get_config()["working_memory"] * 2**20  # MiB, as in pairwise_distances_chunked
-        size = int(min(max(budget // row_bytes, 1), max(n, 1)))
-        return gen_batches(n, 1 << (size.bit_length() - 1)) if n else []
-
-    def _check_Z(self, Z, dtype):
-        names = [str(name) for name in self.param_names_]
-        D = len(names)
-        if isinstance(Z, pd.DataFrame):
-            columns = [str(c) for c in Z.columns]
-            if sorted(columns) != sorted(names):
-                raise ValueError(
-                    f"Z's columns {columns} must be the parameter names {names} (in any order)"
-                )
-            Z = Z.set_axis(columns, axis=1)[names]  # matched by name, not position
-        Z = np.asarray(Z)
-        if Z.dtype.kind == "c":
-            raise TypeError("Z must be real; got complex values")
-        try:
-            if Z.dtype.kind not in "iufO":
-                raise TypeError
-            if Z.dtype.kind == "O" and not all(isinstance(v, Real) for v in Z.flat):
-                raise TypeError  # None or strings would become NaN silently
-            Z = Z.astype(float)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"Z must be an array of real numbers; got dtype {Z.dtype}") from exc
-        if Z.ndim == 1 and D == 1:
-            Z = Z[:, None]
-        if Z.ndim != 2 or Z.shape[1] != D:
-            raise ValueError(
-                f"Z must have shape (n, {D}) (one column per parameter); got {Z.shape}"
-            )
-        # Inside-ness is judged after rounding to the evaluation dtype: a point
-        # that rounds onto a bound has density zero there.
-        rounded = Z.astype(dtype.as_numpy_dtype)
-        return rounded, self._support.contains(rounded)
+        return _queries.evaluate(self, self._fitted_flow(dtype), Z, 2)
 
     def score(self, mu, sigma2=None) -> float:
         """Entropy if the fitted distribution has the property, else ``-inf``.
@@ -653,16 +521,16 @@ class EPIEstimator(BaseEstimator):
             raise ValueError(
                 f"mu must have length {len(self.mu_)} (the statistic's output); got {len(mu)}"
             )
-        n_test = self.n_test or _resolve_al_params(self.al_params).batch_size
-        z, _ = fns.sample(_N_TEST_BATCHES * n_test, tf.constant([self._score_seed, 1], tf.int32))
-        f = np.asarray(call_statistic(self.statistic, z, [self._score_seed, 2]), dtype=float)
-        f = f.reshape(z.shape[0], -1)
-        T = f if sigma2 is None else np.hstack([f, (f - mu) ** 2])
-        target = mu if sigma2 is None else np.concatenate([mu, sigma2])
-        R = T.reshape(_N_TEST_BATCHES, n_test, -1).mean(axis=1) - target
+        # The fit's own test size, whatever al_params says after a set_params.
+        prop = EmergentProperty(mu, sigma2, tuple(self.statistic_names_))
+        z, _ = fns.sample(
+            _N_TEST_BATCHES * self.n_test_, tf.constant([self._score_seed, 1], tf.int32)
+        )
+        T = prop.sufficient_statistics(prop.evaluate(self.statistic, z, [self._score_seed, 2]))
+        R = prop.batch_violations(T, _N_TEST_BATCHES)
         if not np.all(np.isfinite(R)):
             return -np.inf
-        return self.entropy_ if is_converged(constraint_pvalues(R), self.alpha) else -np.inf
+        return self.entropy_ if prop.test(R, self.alpha)[1] else -np.inf
 
     def plot_history(self, **kwargs):
         """Optimisation trace; see :func:`sklearn_epi.plotting.plot_history`.
@@ -737,139 +605,3 @@ class EPIEstimator(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.estimator_type = "density_estimator"
         return tags
-
-
-class _FittedFunctions:
-    """Compiled queries of a fitted flow (kept out of pickles)."""
-
-    def __init__(self, flow):
-        self.flow = flow
-        self.dtype = flow.dtype
-        self.sample = tf.function(flow.sample_and_log_prob)
-        self.log_prob = tf.function(flow.log_prob)
-
-        def gradient(z):
-            with tf.GradientTape() as tape:
-                tape.watch(z)
-                log_q = flow.log_prob(z)
-            return tape.gradient(log_q, z)
-
-        def hessian(z):
-            with tf.GradientTape() as outer:
-                outer.watch(z)
-                with tf.GradientTape() as inner:
-                    inner.watch(z)
-                    log_q = flow.log_prob(z)
-                grad = inner.gradient(log_q, z)
-            # Row i of log q depends on row i of z only, so the batch Jacobian
-            # of the gradient is the stack of per-point Hessians.
-            return outer.batch_jacobian(grad, z)
-
-        self.gradient = _XLAWithFallback(gradient)
-        self.hessian = _XLAWithFallback(hessian)
-
-
-class _XLAWithFallback:
-    """A per-point query compiled with XLA, rows padded to powers of two.
-
-    XLA compiles once per input shape; padding the batch to the next power of
-    two bounds the compilations at log2(n) while keeping the 1.6-2.3x speed-up
-    of compiled Hessians (benchmarks/queries.py). If XLA cannot compile the
-    query, it falls back to a plain graph for good.
-    """
-
-    def __init__(self, fn):
-        self.xla = tf.function(fn, jit_compile=True)
-        self.plain = tf.function(fn)
-        self.use_xla = True
-
-    def __call__(self, z):
-        n = int(z.shape[0])
-        if self.use_xla:
-            size = 1 << max(n - 1, 0).bit_length()
-            padded = tf.concat([z, tf.repeat(z[:1], size - n, axis=0)], axis=0)
-            try:
-                return self.xla(padded)[:n]
-            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
-                warnings.warn(
-                    f"XLA could not compile {self.plain.python_function.__name__}; using a "
-                    f"plain graph ({str(exc).strip().splitlines()[-1][:200]})",
-                    RuntimeWarning,
-                    stacklevel=user_stacklevel(),
-                )
-                self.use_xla = False
-        return self.plain(z)
-
-
-def _run_seeds(spec, seeds, n_jobs):
-    """Fit every seed through joblib, keeping every seed that finished.
-
-    On Ctrl-C, or when a worker process dies (killed, out of memory), the
-    seeds already returned are kept; each unfinished seed gets a failed
-    result saying why: the signal that ended its worker, if it was running,
-    or that it never started. Returns the results in seed order and whether
-    the fit was interrupted.
-    """
-    optimize.INTERRUPTED.clear()
-    with tempfile.TemporaryDirectory(prefix="sklearn_epi_seeds_") as started:
-        tasks = (
-            delayed(_fit_seed_task)(spec, int(seed), index, started)
-            for index, seed in enumerate(seeds)
-        )
-        results, interrupted = [], False
-        try:
-            # A sequential run catches Ctrl-C inside fit_seed (which keeps the
-            # seed's epochs); here it only arrives while workers run.
-            for result in Parallel(n_jobs=n_jobs, return_as="generator_unordered")(tasks):
-                results.append(result)
-        except KeyboardInterrupt:
-            interrupted = True
-        except TerminatedWorkerError as exc:
-            done = {r.seed_index for r in results}
-            results += [
-                _lost_seed(index, int(seed), exc, Path(started, f"seed-{index}").exists())
-                for index, seed in enumerate(seeds)
-                if index not in done
-            ]
-    results.sort(key=lambda r: r.seed_index)
-    return results, interrupted or any(r.interrupted for r in results)
-
-
-def _fit_seed_task(spec, seed, index, started):
-    """:func:`fit_seed` in a worker, leaving a mark that the seed started."""
-    try:
-        Path(started, f"seed-{index}").touch()
-    except OSError:  # a remote worker (dask, ray) without the parent's disk
-        pass
-    return fit_seed(spec, seed, index)
-
-
-def _lost_seed(index, seed, exc, started):
-    """Failed result of a seed whose worker pool died before it returned."""
-    codes = re.search(r"exit codes of the workers are \{([^}]*)\}", str(exc))
-    codes = codes.group(1) if codes else "unknown"
-    if started:
-        message = (
-            f"killed: its worker process died while it ran (exit codes {codes}; "
-            "SIGKILL(-9) is what the out-of-memory killer sends)"
-        )
-    else:
-        message = f"not run: a worker process died before this seed started (exit codes {codes})"
-    return optimize.SeedResult(
-        seed_index=index,
-        seed=seed,
-        weights=None,
-        converged=False,
-        failed=True,
-        epoch=None,
-        entropy=np.nan,
-        entropy_se=np.nan,
-        eta=None,
-        c=np.nan,
-        history=pd.DataFrame(),
-        n_iter=0,
-        wall_time=np.nan,
-        jit_compile=False,
-        message=message,
-        traceback=f"{type(exc).__name__}: {exc}",
-    )

@@ -55,7 +55,9 @@ class _FlowSpec(BaseEstimator):
     def _validate(self) -> None:
         for field in self._integer_fields:
             value = getattr(self, field)
-            if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
+            if not isinstance(value, Integral) or isinstance(value, bool):
+                raise TypeError(f"flow.{field} must be an integer >= 1; got {value!r}")
+            if value < 1:
                 raise ValueError(f"flow.{field} must be an integer >= 1; got {value!r}")
         if self.elementwise not in ("affine", "spline"):
             raise ValueError(
@@ -65,7 +67,9 @@ class _FlowSpec(BaseEstimator):
             raise ValueError(f"flow.num_bins must be >= 2 for splines; got {self.num_bins}")
         if not isinstance(self.post_affine, (bool, np.bool_)):
             raise TypeError(f"flow.post_affine must be a bool; got {self.post_affine!r}")
-        if not isinstance(self.spline_range, Real) or not self.spline_range > 0:
+        if not isinstance(self.spline_range, Real) or isinstance(self.spline_range, bool):
+            raise TypeError(f"flow.spline_range must be a number > 0; got {self.spline_range!r}")
+        if not self.spline_range > 0:
             raise ValueError(f"flow.spline_range must be > 0; got {self.spline_range!r}")
 
     def build(self, support: Support, seed: int, dtype=tf.float32) -> FlowDistribution:

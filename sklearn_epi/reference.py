@@ -30,8 +30,8 @@ from scipy import optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from ._property import call_statistic
 from ._validation import _check_targets, user_stacklevel
-from .optimize import call_statistic
 from .support import parse_bounds
 
 __all__ = ["LowEffectiveSampleSizeWarning", "MaxEntReference", "maxent_reference"]

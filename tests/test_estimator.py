@@ -14,6 +14,7 @@ import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_epi import ALParams, EPIEstimator
+from sklearn_epi._property import EmergentProperty
 from sklearn_epi.optimize import SeedSpec, fit_seed
 from sklearn_epi.support import parse_bounds
 
@@ -186,9 +187,7 @@ def test_nan_during_training_marks_the_seed_failed():
         flow=__import__("sklearn_epi").RealNVP(),
         support=support,
         statistic=_nan_below_minus_one,
-        mu=np.array([1.0]),
-        sigma2=None,
-        constraint_names=["mean_f0"],
+        prop=EmergentProperty(np.array([1.0]), None, ("f0",)),
         al=ALParams(num_iters=100, max_epochs=2, init_iters=0),
         init_mean=np.zeros(1),
         init_std=np.ones(1),

@@ -82,16 +82,16 @@ def test_same_seed_builds_identical_weights():
 
 
 @pytest.mark.parametrize(
-    "params, match",
+    "params, error, match",
     [
-        ({"num_stages": 0}, "flow.num_stages"),
-        ({"num_units": 2.5}, "flow.num_units"),
-        ({"elementwise": "relu"}, "flow.elementwise"),
-        ({"spline_range": -1.0}, "flow.spline_range"),
+        ({"num_stages": 0}, ValueError, "flow.num_stages"),
+        ({"num_units": 2.5}, TypeError, "flow.num_units"),  # a wrong type, not value
+        ({"elementwise": "relu"}, ValueError, "flow.elementwise"),
+        ({"spline_range": -1.0}, ValueError, "flow.spline_range"),
     ],
 )
-def test_bad_flow_fields_name_the_field(params, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_flow_fields_name_the_field(params, error, match):
+    with pytest.raises(error, match=match):
         RealNVP(**params).build(parse_bounds([[0.0, 1.0]]), seed=0)
 
 

@@ -13,7 +13,6 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
-import sklearn_epi.optimize as optimize
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues
 from sklearn_epi.model_selection import property_cv
@@ -182,36 +181,29 @@ def test_verbose_two_shows_a_progress_bar_and_one_line_per_epoch(capsys):
     assert "EPI seed 0" in captured.err and f"{2 * QUICK.num_iters}/" in captured.err
 
 
-def test_memory_caches_the_gaussian_initialisation(tmp_path, monkeypatch):
-    calls = []
-    original = optimize._GaussianInit.__init__
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        original(self, *args, **kwargs)
-
-    monkeypatch.setattr(optimize._GaussianInit, "__init__", counting)
+def test_memory_caches_the_gaussian_initialisation(tmp_path):
     uncached = fit_quietly(quick(), MU, SIGMA2)
     first = fit_quietly(quick(memory=str(tmp_path)), MU, SIGMA2)
     # A different c0 does not change the initialisation: still a cache hit.
     second = fit_quietly(
         quick(memory=str(tmp_path), al_params=clone(QUICK).set_params(c0=0.5)), MU, SIGMA2
     )
-    assert len(calls) == 2  # the uncached fit and the first cached one
+    entries = list(tmp_path.rglob("output.pkl"))
+    assert len(entries) == 1  # one initialisation computed, the second fit read it
     pd.testing.assert_frame_equal(first.history_, uncached.history_)
     assert second.history_["c"].iloc[0] == 0.5
 
 
-def test_ctrl_c_keeps_the_best_epoch_so_far_and_the_history(monkeypatch):
-    original = optimize._train_row
-
-    def interrupt_in_epoch_3(seed_index, epoch, *args):
-        if epoch == 3:
+def test_ctrl_c_keeps_the_best_epoch_so_far_and_the_history():
+    def interrupt_after_epoch_2(record):
+        if record.epoch == 2:
             raise KeyboardInterrupt
-        return original(seed_index, epoch, *args)
 
-    monkeypatch.setattr(optimize, "_train_row", interrupt_in_epoch_3)
-    est = quick(n_seeds=2, al_params=ALParams(num_iters=100, max_epochs=6, init_iters=50))
+    est = quick(
+        n_seeds=2,
+        al_params=ALParams(num_iters=100, max_epochs=6, init_iters=50),
+        callbacks=[interrupt_after_epoch_2],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         with pytest.warns(UserWarning, match="fit interrupted"):

@@ -105,3 +105,17 @@ def test_init_stores_arguments_unchanged():
     al = {"c0": 2.0}
     est = make(al_params=al, n_seeds="many")
     assert est.al_params is al and est.n_seeds == "many"
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"n_seeds": 1.5}, "n_seeds"),
+        ({"al_params": ALParams(num_iters=1.5)}, "al_params.num_iters"),
+        ({"al_params": ALParams(lr="fast")}, "al_params.lr"),
+        ({"flow": RealNVP(num_units=2.5)}, "flow.num_units"),
+    ],
+)
+def test_a_wrong_type_is_a_type_error_everywhere(kwargs, name):
+    with pytest.raises(TypeError, match=rf"{name} must be an? (integer|number)"):
+        make(**kwargs).fit([0, 0])

@@ -1,0 +1,151 @@
+"""Queries of a fitted flow: compiled log q, gradients, Hessians and samples, in chunks.
+
+The functions here serve :class:`~sklearn_epi.EPIEstimator`'s ``sample``,
+``score_samples``, ``gradient`` and ``hessian``: they match the points to
+the parameters, evaluate the rows inside the support in chunks that keep
+memory within scikit-learn's ``working_memory``, and never build more than
+a few compiled shapes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from numbers import Real
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from sklearn import get_config
+from sklearn.utils import gen_batches
+
+from ._validation import user_stacklevel
+
+__all__ = ["FittedFunctions", "evaluate", "row_chunks", "check_points"]
+
+
+def evaluate(est, fns, Z, order):
+    """log q (order 0), its gradient (1) or its Hessian (2) at the rows of Z.
+
+    Rows inside the support are evaluated in chunks (see :func:`row_chunks`);
+    the others get ``-inf`` (log q) or NaN (derivatives).
+    """
+    Z, inside = check_points(est, Z, fns.dtype)
+    D = Z.shape[1]
+    out = np.full((Z.shape[0],) + (D,) * order, np.nan if order else -np.inf)
+    points = Z[inside]
+    values = np.empty((len(points),) + (D,) * order)
+    query = (fns.log_prob, fns.gradient, fns.hessian)[order]
+    for rows in row_chunks(est, len(points), fns, order):
+        values[rows] = query(tf.constant(points[rows], fns.dtype)).numpy()
+    out[inside] = values
+    return out
+
+
+def row_chunks(est, n, fns, order):
+    """Row slices that keep a query of ``order`` within ``working_memory``.
+
+    The estimate per row counts the flow's activations (kept for the
+    backward passes of derivatives) and, for Hessians, one gradient pass
+    per parameter. Chunk sizes are powers of two, the shapes the XLA
+    queries compile for.
+    """
+    spec, D = est._flow_spec, len(est.param_names_)
+    per_pass = fns.dtype.size * (8 * D + 4 * spec.num_stages * spec.num_layers * spec.num_units)
+    row_bytes = per_pass * (1, 3, 3 * D)[order] + 8 * D**order
+    budget = get_config()["working_memory"] * 2**20  # MiB, as in pairwise_distances_chunked
+    size = int(min(max(budget // row_bytes, 1), max(n, 1)))
+    return gen_batches(n, 1 << (size.bit_length() - 1)) if n else []
+
+
+def check_points(est, Z, dtype):
+    """Points as a float array in ``param_names_`` order, and which lie inside the support."""
+    names = [str(name) for name in est.param_names_]
+    D = len(names)
+    if isinstance(Z, pd.DataFrame):
+        columns = [str(c) for c in Z.columns]
+        if sorted(columns) != sorted(names):
+            raise ValueError(
+                f"Z's columns {columns} must be the parameter names {names} (in any order)"
+            )
+        Z = Z.set_axis(columns, axis=1)[names]  # matched by name, not position
+    Z = np.asarray(Z)
+    if Z.dtype.kind == "c":
+        raise TypeError("Z must be real; got complex values")
+    try:
+        if Z.dtype.kind not in "iufO":
+            raise TypeError
+        if Z.dtype.kind == "O" and not all(isinstance(v, Real) for v in Z.flat):
+            raise TypeError  # None or strings would become NaN silently
+        Z = Z.astype(float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"Z must be an array of real numbers; got dtype {Z.dtype}") from exc
+    if Z.ndim == 1 and D == 1:
+        Z = Z[:, None]
+    if Z.ndim != 2 or Z.shape[1] != D:
+        raise ValueError(f"Z must have shape (n, {D}) (one column per parameter); got {Z.shape}")
+    # Inside-ness is judged after rounding to the evaluation dtype: a point
+    # that rounds onto a bound has density zero there.
+    rounded = Z.astype(dtype.as_numpy_dtype)
+    return rounded, est._support.contains(rounded)
+
+
+class FittedFunctions:
+    """Compiled queries of a fitted flow (kept out of pickles)."""
+
+    def __init__(self, flow):
+        self.flow = flow
+        self.dtype = flow.dtype
+        self.sample = tf.function(flow.sample_and_log_prob)
+        self.log_prob = tf.function(flow.log_prob)
+
+        def gradient(z):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                log_q = flow.log_prob(z)
+            return tape.gradient(log_q, z)
+
+        def hessian(z):
+            with tf.GradientTape() as outer:
+                outer.watch(z)
+                with tf.GradientTape() as inner:
+                    inner.watch(z)
+                    log_q = flow.log_prob(z)
+                grad = inner.gradient(log_q, z)
+            # Row i of log q depends on row i of z only, so the batch Jacobian
+            # of the gradient is the stack of per-point Hessians.
+            return outer.batch_jacobian(grad, z)
+
+        self.gradient = XLAWithFallback(gradient)
+        self.hessian = XLAWithFallback(hessian)
+
+
+class XLAWithFallback:
+    """A per-point query compiled with XLA, rows padded to powers of two.
+
+    XLA compiles once per input shape; padding the batch to the next power of
+    two bounds the compilations at log2(n) while keeping the 1.6-2.3x speed-up
+    of compiled Hessians (benchmarks/queries.py). If XLA cannot compile the
+    query, it falls back to a plain graph for good.
+    """
+
+    def __init__(self, fn):
+        self.xla = tf.function(fn, jit_compile=True)
+        self.plain = tf.function(fn)
+        self.use_xla = True
+
+    def __call__(self, z):
+        n = int(z.shape[0])
+        if self.use_xla:
+            size = 1 << max(n - 1, 0).bit_length()
+            padded = tf.concat([z, tf.repeat(z[:1], size - n, axis=0)], axis=0)
+            try:
+                return self.xla(padded)[:n]
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as exc:
+                warnings.warn(
+                    f"XLA could not compile {self.plain.python_function.__name__}; using a "
+                    f"plain graph ({str(exc).strip().splitlines()[-1][:200]})",
+                    RuntimeWarning,
+                    stacklevel=user_stacklevel(),
+                )
+                self.use_xla = False
+        return self.plain(z)

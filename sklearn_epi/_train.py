@@ -1,0 +1,323 @@
+"""The compiled TensorFlow pieces of Algorithm 1, compiled once per process.
+
+A :class:`Trainer` holds a flow, Adam's state, the multipliers ``eta``, the
+penalty ``c``, the targets and the random stream as ``tf.Variable`` objects,
+and the ``tf.function`` steps that read them. Everything that differs
+between seeds, refits and grid-search candidates of one problem (weights,
+seed, ``lr``, ``c0``, targets) is a variable, so a trainer is traced and
+XLA-compiled once and then reused: :func:`checkout` takes one from a pool
+keyed by what fixes the graph (flow architecture, support, statistic,
+batch size, dtype, compile path) and :func:`checkin` returns it. A trainer
+is in one fit at a time, so fits in two threads never share one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import warnings
+
+import cloudpickle
+import numpy as np
+import tensorflow as tf
+
+from ._property import call_statistic
+
+__all__ = ["Trainer", "GaussianFit", "checkout", "checkin", "clear_pool", "NonFinite"]
+
+#: Trainers kept per process for reuse (the least recently returned go first).
+POOL_SIZE = 8
+
+
+class NonFinite(Exception):
+    """A non-finite loss, gradient, statistic or density stopped a seed."""
+
+    def __init__(self, epoch, iteration, what="loss or gradient", advice=""):
+        super().__init__(f"non-finite {what} at epoch {epoch}, iteration {iteration}{advice}")
+        self.epoch, self.iteration = epoch, iteration
+
+
+class _Adam(tf.Module):
+    """Adam (Kingma & Ba, 2015) with explicit, resettable moments and a variable rate."""
+
+    def __init__(self, variables, beta1=0.9, beta2=0.999, eps=1e-8):
+        super().__init__(name="adam")
+        self.variables_ = list(variables)
+        dtype = self.variables_[0].dtype
+        self.lr = tf.Variable(1e-3, dtype=dtype, trainable=False)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+        self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables_]
+        self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables_]
+        self.t = tf.Variable(0.0, dtype=dtype, trainable=False)
+
+    def reset(self):
+        for slot in self.m + self.v:
+            slot.assign(tf.zeros_like(slot))
+        self.t.assign(0.0)
+
+    def apply(self, grads):
+        self.t.assign_add(1.0)
+        dtype = self.t.dtype
+        b1, b2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
+        step = self.lr * tf.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
+        for var, g, m, v in zip(self.variables_, grads, self.m, self.v):
+            m.assign(b1 * m + (1.0 - b1) * g)
+            v.assign(b2 * v + (1.0 - b2) * tf.square(g))
+            var.assign_sub(step * m / (tf.sqrt(v) + self.eps))
+
+
+class _Stepper(tf.Module):
+    """A flow, its Adam state and a stateless random stream.
+
+    Batch ``k`` of a seed is drawn with the stateless seed
+    ``fold_in([seed, 7919], k)``, so the Gaussian initialisation and the AL
+    phase (two trainers, or a cache) continue one reproducible stream.
+    """
+
+    def __init__(self, flow, batch_size, name):
+        super().__init__(name=name)
+        self.flow = flow
+        self.batch = batch_size
+        self.adam = _Adam(flow.trainable_variables)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.base_seed = tf.Variable([0, 7919], dtype=tf.int64, trainable=False)
+
+    def start(self, weights, seed, step, lr):
+        """Begin a seed: its weights, its stream at ``step``, fresh Adam moments."""
+        self.flow.set_weights(weights)
+        self.base_seed.assign([seed % (2**31 - 1), 7919])
+        self.step.assign(step)
+        self.adam.lr.assign(lr)
+        self.adam.reset()
+
+    def _next_seed(self):
+        self.step.assign_add(1)
+        # TFP's stateless samplers take int32 seeds; the cast wraps, which is fine.
+        folded = tf.random.experimental.stateless_fold_in(self.base_seed, self.step)
+        return tf.cast(folded, tf.int32)
+
+    def _gradients(self, tape, loss):
+        return tape.gradient(
+            loss, self.flow.trainable_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+
+    def _all_weights_finite(self):
+        finite = tf.constant(True)
+        for var in self.flow.trainable_variables:
+            finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(var)))
+        return finite
+
+
+class GaussianFit(_Stepper):
+    """Fits the flow to an isotropic Gaussian by minimising KL(q || N) (Algorithm 1, line 1)."""
+
+    def __init__(self, flow, batch_size, jit_compile):
+        super().__init__(flow, batch_size, name="gaussian_fit")
+        dim, dtype = flow.dim, flow.dtype
+        self.mean = tf.Variable(tf.zeros([dim], dtype), trainable=False)
+        self.std = tf.Variable(tf.ones([dim], dtype), trainable=False)
+        self.steps = tf.function(
+            self._steps, input_signature=[tf.TensorSpec([], tf.int32)], jit_compile=jit_compile
+        )
+
+    def _steps(self, num_steps):
+        """Adam steps on KL(q || N(mean, std^2)); return the mean KL and a finite flag."""
+        dtype = self.flow.dtype
+        total = tf.zeros([], dtype)
+        all_finite = tf.constant(True)
+        log_norm = tf.reduce_sum(tf.math.log(self.std)) + 0.5 * self.flow.dim * np.log(2 * np.pi)
+        for _ in tf.range(num_steps):
+            with tf.GradientTape() as tape:
+                z, log_q = self.flow.sample_and_log_prob(self.batch, seed=self._next_seed())
+                u = (z - self.mean) / self.std
+                log_n = -0.5 * tf.reduce_sum(u * u, axis=1) - log_norm
+                loss = tf.reduce_mean(log_q - log_n)
+            self.adam.apply(self._gradients(tape, loss))
+            all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
+            total += loss
+        all_finite = tf.logical_and(all_finite, self._all_weights_finite())
+        return total / tf.cast(num_steps, dtype), all_finite
+
+
+class Trainer(_Stepper):
+    r"""The augmented Lagrangian phase: Adam steps on L and fresh-sample evaluation.
+
+    The objective (paper, Eq. 21) is
+    :math:`L = -H(q) + \eta^\top R + \frac{c}{2}\|R\|^2`; its penalty
+    gradient is unbiased through two independent half-batches (DESIGN,
+    "The algorithm").
+    """
+
+    def __init__(self, flow, statistic, prop, batch_size, jit_compile):
+        super().__init__(flow, batch_size, name="epi_trainer")
+        dtype = flow.dtype
+        self.statistic = statistic
+        self.has_variance = prop.sigma2 is not None
+        self.m_f, m = prop.n_statistics, len(prop.targets)
+        self.mu = tf.Variable(tf.zeros([self.m_f], dtype), trainable=False)
+        self.targets = tf.Variable(tf.zeros([m], dtype), trainable=False)
+        self.eta = tf.Variable(tf.zeros([m], dtype), trainable=False)
+        self.c = tf.Variable(1.0, dtype=dtype, trainable=False)
+        self.train, self.evaluate, self.jit_compile = _compile_with_fallback(self, jit_compile)
+
+    def start_al(self, weights, seed, step, lr, c0, prop):
+        """Begin a seed's AL phase: weights, stream, ``c = c0``, ``eta = 0``, its targets."""
+        self.start(weights, seed, step, lr)
+        self.c.assign(c0)
+        self.eta.assign(tf.zeros_like(self.eta))
+        self.mu.assign(prop.mu)
+        self.targets.assign(prop.targets)
+
+    def sufficient_statistics(self, z, seed):
+        """T(z) = [f(z), (f(z) - mu)^2] (paper, Eq. 19), or f(z) alone.
+
+        ``seed`` (the batch's stateless seed) reaches a statistic that takes a
+        ``seed`` argument, folded so its draws are independent of the flow's.
+        """
+        own = tf.random.experimental.stateless_fold_in(seed, 1)
+        f = tf.cast(call_statistic(self.statistic, z, own), self.flow.dtype)
+        # The static width keeps loop shapes fixed even for statistics whose
+        # output shape TF cannot infer (py_function, dynamic reshapes).
+        f = tf.reshape(f, [tf.shape(z)[0], self.m_f])
+        if not self.has_variance:
+            return f
+        return tf.concat([f, tf.square(f - self.mu)], axis=1)
+
+    def _train_steps(self, num_steps):
+        """Run ``num_steps`` Adam steps on L; return chunk means and a finite flag."""
+        dtype = self.flow.dtype
+        zero = tf.zeros([], dtype)
+        sums = (zero, zero, tf.zeros_like(self.targets))
+        all_finite = tf.constant(True)
+        half = self.batch // 2
+        for _ in tf.range(num_steps):
+            with tf.GradientTape() as tape:
+                seed = self._next_seed()
+                z, log_q = self.flow.sample_and_log_prob(self.batch, seed=seed)
+                T = self.sufficient_statistics(z, seed)
+                H = -tf.reduce_mean(log_q)
+                R1 = tf.reduce_mean(T[:half], axis=0) - self.targets
+                R2 = tf.reduce_mean(T[half:], axis=0) - self.targets
+                R = 0.5 * (R1 + R2)
+                # E[R1 . R2] = ||E R||^2 for independent halves, so this one
+                # backward pass gives an unbiased gradient of (c/2)||R||^2.
+                loss = (
+                    -H
+                    + tf.tensordot(self.eta, R, 1)
+                    + self.c * tf.tensordot(R1, tf.stop_gradient(R2), 1)
+                )
+            self.adam.apply(self._gradients(tape, loss))
+            # A non-finite gradient makes the weights non-finite, which the
+            # check after the loop catches: per step only the scalar loss is
+            # tested. The seed then fails and keeps its last epoch-end weights.
+            all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
+            cost = -H + tf.tensordot(self.eta, R, 1) + 0.5 * self.c * tf.reduce_sum(R * R)
+            sums = (sums[0] + H, sums[1] + cost, sums[2] + R)
+        all_finite = tf.logical_and(all_finite, self._all_weights_finite())
+        n = tf.cast(num_steps, dtype)
+        return sums[0] / n, sums[1] / n, sums[2] / n, all_finite
+
+    def _evaluate(self, n):
+        """Fresh samples z (n, D), their sufficient statistics T (n, m) and log q (n,)."""
+        seed = self._next_seed()
+        z, log_q = self.flow.sample_and_log_prob(n, seed=seed)
+        return z, self.sufficient_statistics(z, seed), log_q
+
+
+def _compile_with_fallback(trainer, jit_compile):
+    """Lower the training loop to XLA once; without XLA, with a warning, if it fails.
+
+    Lowering to HLO compiles the statistic and its gradient without running
+    a step, so the fallback leaves the weights and random stream untouched.
+    An error that also occurs without XLA is the statistic's own and is
+    raised as it is.
+    """
+    steps = tf.TensorSpec([], tf.int32)
+
+    def compiled(jit):
+        train = tf.function(trainer._train_steps, input_signature=[steps], jit_compile=jit)
+        return train, tf.function(trainer._evaluate, jit_compile=jit)
+
+    if jit_compile:
+        train, evaluate = compiled(True)
+        try:
+            train.experimental_get_compiler_ir(tf.constant(1, tf.int32))(stage="hlo")
+            return train, evaluate, True
+        except Exception as exc:  # XLA reports unsupported ops with many types
+            from ._validation import user_stacklevel  # imports this module's package
+
+            train, evaluate = compiled(False)
+            train.get_concrete_function(steps)
+            warnings.warn(
+                "the statistic could not be compiled with XLA; running without "
+                f"jit_compile ({type(exc).__name__}: {str(exc).strip().splitlines()[-1][:300]})",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
+            return train, evaluate, False
+    train, evaluate = compiled(False)
+    return train, evaluate, False
+
+
+_POOL: dict = {}
+_POOL_LOCK = threading.Lock()
+
+
+def _fingerprint(statistic):
+    """Content of a statistic: equal code and settings give equal keys."""
+    try:
+        return hashlib.sha256(cloudpickle.dumps(statistic)).hexdigest()
+    except Exception:  # not picklable: the object itself (kept alive by the key)
+        return ("object", id(statistic), statistic)
+
+
+def _key(kind, flow_spec, support, batch_size, dtype, jit_compile, statistic=None, prop=None):
+    structure = None
+    if prop is not None:
+        structure = (_fingerprint(statistic), prop.n_statistics, prop.sigma2 is not None)
+    return (
+        kind,
+        type(flow_spec).__name__,
+        tuple(sorted(flow_spec.get_params().items())),
+        tuple(support.low.tolist()),
+        tuple(support.high.tolist()),
+        int(batch_size),
+        str(dtype),
+        bool(jit_compile),
+        structure,
+    )
+
+
+def checkout(kind, flow_spec, support, batch_size, dtype, jit_compile, statistic=None, prop=None):
+    """A compiled :class:`GaussianFit` (``kind="gaussian"``) or :class:`Trainer` (``"al"``).
+
+    Returns ``(key, trainer)``; give it back with :func:`checkin` when the
+    seed is done. A pooled trainer of the same key is reused (no tracing, no
+    compilation); otherwise a new one is built and compiled.
+    """
+    key = _key(kind, flow_spec, support, batch_size, dtype, jit_compile, statistic, prop)
+    with _POOL_LOCK:
+        waiting = _POOL.get(key)
+        if waiting:
+            return key, waiting.pop()
+    flow = flow_spec.build(support, seed=0, dtype=tf.as_dtype(dtype))
+    if kind == "gaussian":
+        return key, GaussianFit(flow, batch_size, jit_compile)
+    return key, Trainer(flow, statistic, prop, batch_size, jit_compile)
+
+
+def checkin(key, trainer):
+    """Return a trainer to the pool for the next seed or fit of the same problem."""
+    with _POOL_LOCK:
+        _POOL.setdefault(key, []).append(trainer)
+        while sum(len(v) for v in _POOL.values()) > POOL_SIZE:
+            oldest = next(k for k, v in _POOL.items() if v)
+            _POOL[oldest].pop(0)
+            if not _POOL[oldest]:
+                del _POOL[oldest]
+
+
+def clear_pool():
+    """Drop every pooled trainer (their graphs and memory go with them)."""
+    with _POOL_LOCK:
+        _POOL.clear()
