@@ -387,15 +387,8 @@ class EPIEstimator(BaseEstimator):
         self._support, self._flow_spec = support, spec.flow
         self._flow_cache = {}
         if not self.converged_:
-            failing = ", ".join(
-                f"{n} (p = {p:.3g})"
-                for n, p in zip(self.constraint_names_, self.pvalues_)
-                if p <= self.alpha / len(self.pvalues_)
-            )
             warnings.warn(
-                f"no seed converged to the emergent property; constraints that fail "
-                f"the test at alpha/m = {self.alpha / len(self.pvalues_):.3g}: {failing}. "
-                "Try more iterations or epochs (al_params), more seeds, or a larger c0.",
+                _not_converged_message(results, best, spec.prop, self.alpha),
                 ConvergenceWarning,
                 stacklevel=user_stacklevel(),
             )
@@ -605,3 +598,34 @@ class EPIEstimator(BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.estimator_type = "density_estimator"
         return tags
+
+
+def _not_converged_message(results, best, prop, alpha):
+    """Which constraints fail, and for each whether its target is out of reach or out of budget.
+
+    A mean target outside the range the statistic took on every test sample
+    of every seed and epoch is reported as unreachable: no distribution over
+    these bounds can have it, so more iterations will not help.
+    """
+    ranges = [r.statistic_range for r in results if r.statistic_range is not None]
+    low = np.min([r[0] for r in ranges], axis=0) if ranges else None
+    high = np.max([r[1] for r in ranges], axis=0) if ranges else None
+    level = alpha / len(best.pvalues)
+    parts = []
+    for i, (name, p) in enumerate(zip(prop.constraint_names, best.pvalues)):
+        if p > level:
+            continue
+        k = i % prop.n_statistics
+        if i < prop.n_statistics and low is not None and not low[k] <= prop.mu[k] <= high[k]:
+            why = (
+                f"unreachable: the statistic took values in [{low[k]:.4g}, {high[k]:.4g}] only, "
+                f"target {prop.mu[k]:.4g}; check the bounds and the statistic"
+            )
+        else:
+            why = "not reached within the budget"
+        parts.append(f"{name} (p = {p:.3g}): {why}")
+    return (
+        f"no seed converged to the emergent property; constraints that fail the test at "
+        f"alpha/m = {level:.3g}: {'; '.join(parts)}. For a budget shortfall: more iterations "
+        "or epochs (al_params), more seeds, or a larger c0."
+    )

@@ -76,6 +76,7 @@ class EpochRecord:
     worst_t: float
     weights: list = field(repr=False)
     wall_time: float
+    statistic_range: np.ndarray = field(repr=False, default=None)
     c_pvalue: float = np.nan
 
 
@@ -102,6 +103,7 @@ class SeedResult:
     worst_t: float = np.inf
     interrupted: bool = False
     traceback: str = ""
+    statistic_range: np.ndarray | None = None
 
 
 def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
@@ -175,6 +177,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
         seed_index,
         chosen=select_best([e for e in epochs if e.epoch > 0]),
         history=_reporting.history_frame(rows, epochs, seed_index, names),
+        epochs=epochs,
         iterations=progress["iteration"],
         wall_time=time.perf_counter() - start,
         jit_compile=spec.jit_compile if trainer is None else trainer.jit_compile,
@@ -203,6 +206,11 @@ def _seed_result(seed, seed_index, chosen, failed, interrupted, message, **field
         interrupted=interrupted,
         traceback=fields["traceback"],
     )
+    ranges = [e.statistic_range for e in fields["epochs"]]
+    if ranges:
+        result.statistic_range = np.stack(
+            [np.min([r[0] for r in ranges], axis=0), np.max([r[1] for r in ranges], axis=0)]
+        )
     if chosen is not None:
         for name in ("weights", "converged", "epoch", "entropy", "entropy_se", "eta", "c"):
             setattr(result, name, getattr(chosen, name))
@@ -358,6 +366,11 @@ def test_epoch(trainer, spec, seed_index, epoch, iteration, start) -> EpochRecor
         worst_t=float(np.max(np.abs(R_batches.mean(axis=0)) / spread)),
         weights=trainer.flow.get_weights(),
         wall_time=time.perf_counter() - start,
+        # What the statistic reached on these samples: tells an unreachable
+        # target from a fit that ran out of budget.
+        statistic_range=np.stack(
+            [T[:, : spec.prop.n_statistics].min(axis=0), T[:, : spec.prop.n_statistics].max(axis=0)]
+        ),
     )
 
 
@@ -368,11 +381,15 @@ def update_multipliers(trainer, record, previous, al, rng) -> None:
     multiplied by ``beta`` with probability ``1 - p``, where ``p`` tests that
     ``E||R||`` shrank by the factor ``gamma`` since the previous epoch
     (:func:`~sklearn_epi.convergence.penalty_should_grow`, decided with the
-    seed's own generator). The test's p-value is stored in the record.
+    seed's own generator), unless the epoch converged: then ``c`` stays. The
+    test's p-value is stored in the record.
     """
     trainer.eta.assign((record.eta + record.c * record.R).astype(trainer.eta.dtype.as_numpy_dtype))
     grow, record.c_pvalue = penalty_should_grow(record.norms, previous.norms, al.gamma, rng)
-    if grow:
+    # Once the property holds, violations sit at noise level and cannot
+    # shrink by gamma: growing c then only trades entropy away (and
+    # overflowed c after ~65 epochs), so a converged epoch keeps its c.
+    if grow and not record.converged:
         trainer.c.assign(record.c * al.beta)
 
 
