@@ -11,6 +11,9 @@ Sections (``--sections``, default all):
 * ``optimisations``: each built-in optimisation against its switched-off
   variant (XLA, fused sampling, one-pass penalty gradient, batched test,
   early stopping, init caching, worker thread caps).
+* ``maxent``: the entropy gap to the exact maximum (the reference solver's
+  H*) on the paper's oscillator, lobe share, convergence and wall time, per
+  optimisation setting and seed.
 * ``peers``: sbi's NPE on the same criterion, when sbi is importable.
 
 ``--quick`` shrinks every section (fewer problems, iterations, seeds) so the
@@ -28,7 +31,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SECTIONS = ("throughput", "time", "queries", "parallel", "optimisations", "peers")
+SECTIONS = ("throughput", "time", "queries", "parallel", "optimisations", "maxent", "peers")
 COLUMNS = (
     "section",
     "benchmark",
@@ -90,6 +93,10 @@ def _run_section(name, args):
 
         # Thread caps need two more multi-process fits; --quick leaves them out.
         return ablations.run(args.quick) + ([] if args.quick else parallel.thread_caps())
+    if name == "maxent":
+        from . import maxent
+
+        return maxent.run(args.quick, args.seeds)
     if name == "peers":
         from . import peers
 
@@ -141,7 +148,7 @@ def main(argv=None):
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="small versions of every section")
     parser.add_argument("--sizes", type=int, nargs="+", help="RNN sizes N for the time section")
-    parser.add_argument("--seeds", type=int, help="seeds per N in the time section")
+    parser.add_argument("--seeds", type=int, help="seeds per N (time) or per setting (maxent)")
     parser.add_argument("--csv", type=Path, help=f"output CSV (default {RESULTS}/latest.csv)")
     args = parser.parse_args(argv)
     args.suffix = "_quick" if args.quick else ""

@@ -381,15 +381,11 @@ def update_multipliers(trainer, record, previous, al, rng) -> None:
     multiplied by ``beta`` with probability ``1 - p``, where ``p`` tests that
     ``E||R||`` shrank by the factor ``gamma`` since the previous epoch
     (:func:`~sklearn_epi.convergence.penalty_should_grow`, decided with the
-    seed's own generator), unless the epoch converged: then ``c`` stays. The
-    test's p-value is stored in the record.
+    seed's own generator). The test's p-value is stored in the record.
     """
     trainer.eta.assign((record.eta + record.c * record.R).astype(trainer.eta.dtype.as_numpy_dtype))
     grow, record.c_pvalue = penalty_should_grow(record.norms, previous.norms, al.gamma, rng)
-    # Once the property holds, violations sit at noise level and cannot
-    # shrink by gamma: growing c then only trades entropy away (and
-    # overflowed c after ~65 epochs), so a converged epoch keeps its c.
-    if grow and not record.converged:
+    if grow:
         trainer.c.assign(record.c * al.beta)
 
 

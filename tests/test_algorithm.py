@@ -150,18 +150,6 @@ def test_one_rule_picks_an_epoch_and_a_seed():
     assert select_best([]) is None
 
 
-def test_the_penalty_stops_growing_once_the_property_holds():
-    al = ALParams(num_iters=200, max_epochs=6, init_iters=100, batch_size=200)
-    est = fit_quietly(
-        EPIEstimator(identity, [[-5.0, 5.0]], al_params=al, random_state=0), [1.0], [0.5]
-    )
-    tests = est.history_.query("phase == 'test' and epoch > 0").reset_index(drop=True)
-    assert tests["converged"].any()
-    for k in range(len(tests) - 1):
-        if tests.loc[k, "converged"]:  # c of the next epoch is this epoch's c
-            assert tests.loc[k + 1, "c"] == tests.loc[k, "c"]
-
-
 def test_an_unreachable_target_is_named_as_such():
     est = EPIEstimator(identity, [[0.0, 1.0]], al_params=QUICK, random_state=0)
     with pytest.warns(ConvergenceWarning) as record:
