@@ -592,6 +592,8 @@ class EPIEstimator(BaseEstimator):
             state["statistic"] = unpack_statistic(state["statistic"])
         if "_support" in state and "bounds_" not in state:  # saved by version 0.1.0
             state["bounds_"] = np.column_stack([state["_support"].low, state["_support"].high])
+            al = _resolve_al_params(state.get("al_params"))
+            state["n_test_"] = state.get("n_test") or al.batch_size
         super().__setstate__(state)
 
     def __sklearn_tags__(self):
