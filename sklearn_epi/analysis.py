@@ -22,7 +22,7 @@ import tensorflow as tf
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._property import call_statistic
+from ._property import EmergentProperty
 from .reference import maxent_reference
 from .support import parse_bounds
 
@@ -278,8 +278,8 @@ def predictive(est, n_samples: int = 1000, random_state=0) -> pd.DataFrame:
     Z = est.sample(n_samples, random_state=rng)
     # A stochastic simulator that takes seed= gets one from the same stream.
     seed = rng.randint(0, 2**31 - 1, size=2)
-    f = call_statistic(est.statistic, tf.constant(Z, dtype=est.dtype), seed)
-    f = np.asarray(f, dtype=float).reshape(n_samples, -1)
+    prop = EmergentProperty(est.mu_, est.sigma2_, tuple(est.statistic_names_))
+    f = prop.evaluate(est.statistic, tf.constant(Z, dtype=est.dtype), seed)
     return pd.DataFrame(f, columns=list(est.statistic_names_))
 
 
