@@ -242,9 +242,11 @@ def compile_once(quick=False):
     the default reuses one per problem. Both run in this process, after a
     warm-up fit of another problem so neither pays TensorFlow's start-up.
     """
+    if quick:  # the test suite checks the pool's reuse directly
+        return []
     problem = problems.rnn(10)
-    al = {"num_iters": 50, "max_epochs": 1} if quick else {"num_iters": 500, "max_epochs": 2}
-    n_seeds = 2 if quick else 4
+    al = {"num_iters": 500, "max_epochs": 2}
+    n_seeds = 4
     _warm_up(problems.oscillator())
     grid = {"al_params__c0": [1e-3, 1e-2], "al_params__lr": [1e-3, 2e-3]}
     times = {}
@@ -255,17 +257,16 @@ def compile_once(quick=False):
             kwargs = dict(problem.estimator_kwargs(**al), random_state=0)
             seeds = _fit_time(problem, **kwargs, n_seeds=n_seeds).fit_time_
             start = time.perf_counter()
-            if not quick:  # --quick checks the mechanism, not the grid search
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    GridSearchCV(
-                        EPIEstimator(**kwargs), grid, cv=property_cv(problem.mu), refit=False
-                    ).fit(problem.mu, problem.sigma2)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                GridSearchCV(
+                    EPIEstimator(**kwargs), grid, cv=property_cv(problem.mu), refit=False
+                ).fit(problem.mu, problem.sigma2)
             times[label] = (seeds, time.perf_counter() - start)
         finally:
             _train.POOL_SIZE = saved
     (seeds_on, grid_on), (seeds_off, grid_off) = times["reuse"], times["compile each"]
-    rows = [
+    return [
         _ratio_row(
             f"compile once: {n_seeds} sequential seeds, {problem.name}",
             seeds_on,
@@ -283,7 +284,6 @@ def compile_once(quick=False):
             notes="c0 x lr, same shapes; n_jobs=None",
         ),
     ]
-    return rows[:1] if quick else rows
 
 
 def run(quick=False):
