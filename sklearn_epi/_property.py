@@ -59,6 +59,28 @@ class EmergentProperty:
         r""":math:`\mu_{opt}`, shape (m,)."""
         return self.mu if self.sigma2 is None else np.concatenate([self.mu, self.sigma2])
 
+    def scales(self, spread=None) -> np.ndarray:
+        r"""The unit of each constraint violation, shape (m,): what the optimisation divides R by.
+
+        The target spread when the property states one: :math:`\sigma` for a
+        mean and :math:`\sigma^2` for a variance (a Gaussian's
+        :math:`(f - \mu)^2` has standard deviation :math:`\sqrt 2\,\sigma^2`).
+        For a means-only property, ``spread`` (the statistic's standard
+        deviation under the initial q). Dividing by these makes the penalty,
+        its growth and the multiplier updates independent of the units in
+        which each statistic is written.
+
+        Parameters
+        ----------
+        spread : ndarray of shape (m_f,), optional
+            Used when ``sigma2`` is None; entries that are zero or not finite
+            count as 1.
+        """
+        if self.sigma2 is not None:
+            return np.concatenate([np.sqrt(self.sigma2), self.sigma2])
+        spread = np.ones(self.n_statistics) if spread is None else np.asarray(spread, float)
+        return np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
+
     def sufficient_statistics(self, f):
         """T(f) = [f, (f - mu)^2] (or f alone), for a TF tensor or a NumPy array (n, m_f)."""
         if isinstance(f, np.ndarray):

@@ -38,28 +38,48 @@ class NonFinite(Exception):
 
 
 class _Adam(tf.Module):
-    """Adam (Kingma & Ba, 2015) with explicit, resettable moments and a variable rate."""
+    """Adam (Kingma & Ba, 2015) with explicit, resettable moments and a variable rate.
+
+    With a ``horizon`` of ``K`` steps the rate rises linearly over the first
+    ``WARMUP * K`` steps, then follows a cosine from ``lr`` down to
+    ``FLOOR * lr`` at step ``K`` (Loshchilov & Hutter's SGDR with warm-up,
+    one cycle per reset); a horizon of 0 keeps it constant.
+    """
+
+    FLOOR = 0.01
+    WARMUP = 0.05
 
     def __init__(self, variables, beta1=0.9, beta2=0.999, eps=1e-8):
         super().__init__(name="adam")
         self.variables_ = list(variables)
         dtype = self.variables_[0].dtype
         self.lr = tf.Variable(1e-3, dtype=dtype, trainable=False)
+        self.horizon = tf.Variable(0.0, dtype=dtype, trainable=False)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
         self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables_]
         self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in self.variables_]
         self.t = tf.Variable(0.0, dtype=dtype, trainable=False)
 
-    def reset(self):
+    def reset(self, horizon=0):
+        """Zero the moments and start a new rate cycle of ``horizon`` steps (0: constant)."""
         for slot in self.m + self.v:
             slot.assign(tf.zeros_like(slot))
         self.t.assign(0.0)
+        self.horizon.assign(horizon)
+
+    def _rate(self):
+        done = tf.minimum(self.t / tf.maximum(self.horizon, 1.0), 1.0)
+        cosine = self.FLOOR + (1.0 - self.FLOOR) * 0.5 * (1.0 + tf.cos(np.pi * done))
+        # A linear warm-up over the cycle's first WARMUP share: Adam's first
+        # steps from zeroed moments move every weight by about lr at once.
+        cosine *= tf.minimum(done / self.WARMUP, 1.0)
+        return self.lr * tf.where(self.horizon > 0, cosine, tf.ones_like(cosine))
 
     def apply(self, grads):
         self.t.assign_add(1.0)
         dtype = self.t.dtype
         b1, b2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
-        step = self.lr * tf.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
+        step = self._rate() * tf.sqrt(1.0 - b2**self.t) / (1.0 - b1**self.t)
         for var, g, m, v in zip(self.variables_, grads, self.m, self.v):
             m.assign(b1 * m + (1.0 - b1) * g)
             v.assign(b2 * v + (1.0 - b2) * tf.square(g))
@@ -142,8 +162,9 @@ class GaussianFit(_Stepper):
 class Trainer(_Stepper):
     r"""The augmented Lagrangian phase: Adam steps on L and fresh-sample evaluation.
 
-    The objective (paper, Eq. 21) is
-    :math:`L = -H(q) + \eta^\top R + \frac{c}{2}\|R\|^2`; its penalty
+    The objective (paper, Eq. 21, with each violation in its own unit
+    :math:`s_i`, :meth:`EmergentProperty.scales`) is
+    :math:`L = -H(q) + \eta^\top R + \frac{c}{2}\|R / s\|^2`; its penalty
     gradient is unbiased through two independent half-batches (DESIGN,
     "The algorithm").
     """
@@ -157,16 +178,23 @@ class Trainer(_Stepper):
         self.mu = tf.Variable(tf.zeros([self.m_f], dtype), trainable=False)
         self.targets = tf.Variable(tf.zeros([m], dtype), trainable=False)
         self.eta = tf.Variable(tf.zeros([m], dtype), trainable=False)
+        self.scale = tf.Variable(tf.ones([m], dtype), trainable=False)
         self.c = tf.Variable(1.0, dtype=dtype, trainable=False)
         self.train, self.evaluate, self.jit_compile = _compile_with_fallback(self, jit_compile)
 
     def start_al(self, weights, seed, step, lr, c0, prop):
-        """Begin a seed's AL phase: weights, stream, ``c = c0``, ``eta = 0``, its targets."""
+        """Begin a seed's AL phase: weights, stream, ``c = c0``, ``eta = 0``, its targets.
+
+        The violations' units start as the property's target spreads (1 for
+        a means-only property until :func:`~sklearn_epi.optimize.fit_seed`
+        measures them).
+        """
         self.start(weights, seed, step, lr)
         self.c.assign(c0)
         self.eta.assign(tf.zeros_like(self.eta))
         self.mu.assign(prop.mu)
         self.targets.assign(prop.targets)
+        self.scale.assign(prop.scales())
 
     def sufficient_statistics(self, z, seed):
         """T(z) = [f(z), (f(z) - mu)^2] (paper, Eq. 19), or f(z) alone.
@@ -200,18 +228,20 @@ class Trainer(_Stepper):
                 R2 = tf.reduce_mean(T[half:], axis=0) - self.targets
                 R = 0.5 * (R1 + R2)
                 # E[R1 . R2] = ||E R||^2 for independent halves, so this one
-                # backward pass gives an unbiased gradient of (c/2)||R||^2.
+                # backward pass gives an unbiased gradient of (c/2)||R/s||^2.
                 loss = (
                     -H
                     + tf.tensordot(self.eta, R, 1)
-                    + self.c * tf.tensordot(R1, tf.stop_gradient(R2), 1)
+                    + self.c
+                    * tf.tensordot(R1 / self.scale, tf.stop_gradient(R2 / self.scale), 1)
                 )
             self.adam.apply(self._gradients(tape, loss))
             # A non-finite gradient makes the weights non-finite, which the
             # check after the loop catches: per step only the scalar loss is
             # tested. The seed then fails and keeps its last epoch-end weights.
             all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
-            cost = -H + tf.tensordot(self.eta, R, 1) + 0.5 * self.c * tf.reduce_sum(R * R)
+            penalty = 0.5 * self.c * tf.reduce_sum(tf.square(R / self.scale))
+            cost = -H + tf.tensordot(self.eta, R, 1) + penalty
             sums = (sums[0] + H, sums[1] + cost, sums[2] + R)
         all_finite = tf.logical_and(all_finite, self._all_weights_finite())
         n = tf.cast(num_steps, dtype)

@@ -72,7 +72,7 @@ class EpochRecord:
     converged: bool
     c: float
     eta: np.ndarray
-    norms: np.ndarray = field(repr=False)
+    R_batches: np.ndarray = field(repr=False)
     worst_t: float
     weights: list = field(repr=False)
     wall_time: float
@@ -145,6 +145,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
         key, trainer = initialise(spec, seed)
         rng = np.random.default_rng(seed)
         epochs.append(test_epoch(trainer, spec, seed_index, 0, 0, start))
+        calibrate(trainer, spec, epochs[0])
         for epoch in range(1, al.max_epochs + 1):
             rows += train_epoch(trainer, spec, seed_index, epoch, progress, callbacks)
             record = test_epoch(trainer, spec, seed_index, epoch, progress["iteration"], start)
@@ -259,6 +260,17 @@ def initialise(spec: SeedSpec, seed: int):
     return key, trainer
 
 
+def calibrate(trainer, spec, initial) -> None:
+    """Give a means-only property its violations' units from the test of the initial q.
+
+    With ``sigma2`` the units are the target spreads; without, the
+    statistic's spread under the initial q (:meth:`EmergentProperty.scales`).
+    """
+    if spec.prop.sigma2 is None:
+        spread = initial.R_batches.std(axis=0, ddof=1) * np.sqrt(spec.n_test)
+        trainer.scale.assign(spec.prop.scales(spread).astype(trainer.scale.dtype.as_numpy_dtype))
+
+
 def initial_weights(
     flow_spec, support, mean, std, init_iters, batch_size, lr, seed, dtype, jit_compile
 ) -> list:
@@ -304,7 +316,7 @@ def train_epoch(trainer, spec, seed_index, epoch, progress, callbacks) -> list:
         The epoch's training rows of ``history_``.
     """
     al, names = spec.al, spec.prop.constraint_names
-    trainer.adam.reset()
+    trainer.adam.reset(al.num_iters if al.lr_schedule == "cosine" else 0)
     rows, done = [], 0
     while done < al.num_iters:
         chunk = min(al.log_rate, al.num_iters - done)
@@ -360,7 +372,7 @@ def test_epoch(trainer, spec, seed_index, epoch, iteration, start) -> EpochRecor
         converged=epoch > 0 and converged,
         c=float(trainer.c.numpy()),
         eta=trainer.eta.numpy().astype(float),
-        norms=np.linalg.norm(R_batches, axis=1),
+        R_batches=R_batches,
         # Best effort when nothing converges: the worst constraint's distance
         # from zero in units of its batch-to-batch spread.
         worst_t=float(np.max(np.abs(R_batches.mean(axis=0)) / spread)),
@@ -375,17 +387,26 @@ def test_epoch(trainer, spec, seed_index, epoch, iteration, start) -> EpochRecor
 
 
 def update_multipliers(trainer, record, previous, al, rng) -> None:
-    r"""Algorithm 1, lines 9-13: :math:`\eta \leftarrow \eta + c \hat R`, then maybe grow c.
+    r"""Algorithm 1, lines 9-13: :math:`\eta \leftarrow \eta + c \hat R / s^2`, then maybe grow c.
 
-    ``eta`` moves by the penalty of the epoch that just ended. ``c`` is
-    multiplied by ``beta`` with probability ``1 - p``, where ``p`` tests that
-    ``E||R||`` shrank by the factor ``gamma`` since the previous epoch
+    ``eta`` moves by the gradient of the penalty
+    :math:`\frac{c}{2}\|R / s\|^2` of the epoch that just ended (``s``, the
+    violations' units, is ``trainer.scale``). ``c`` is multiplied by ``beta``
+    with probability ``1 - p``, where ``p`` tests that ``E||R / s||`` shrank
+    by the factor ``gamma`` since the previous epoch
     (:func:`~sklearn_epi.convergence.penalty_should_grow`, decided with the
     seed's own generator). The test's p-value is stored in the record.
+
+    A converged epoch leaves ``c`` as it is: its violations are already
+    indistinguishable from zero, so they cannot shrink by ``gamma`` and the
+    paper's rule would grow ``c`` every epoch, without bound.
     """
-    trainer.eta.assign((record.eta + record.c * record.R).astype(trainer.eta.dtype.as_numpy_dtype))
-    grow, record.c_pvalue = penalty_should_grow(record.norms, previous.norms, al.gamma, rng)
-    if grow:
+    scale = trainer.scale.numpy().astype(float)
+    eta = record.eta + record.c * record.R / scale**2
+    trainer.eta.assign(eta.astype(trainer.eta.dtype.as_numpy_dtype))
+    norms, before = (np.linalg.norm(r.R_batches / scale, axis=1) for r in (record, previous))
+    grow, record.c_pvalue = penalty_should_grow(norms, before, al.gamma, rng)
+    if grow and not record.converged:
         trainer.c.assign(record.c * al.beta)
 
 

@@ -15,7 +15,7 @@ from sklearn_epi.convergence import select_best
 from sklearn_epi.optimize import SeedSpec, fit_seed
 from sklearn_epi.support import parse_bounds
 
-QUICK = ALParams(num_iters=100, max_epochs=4, init_iters=50, batch_size=100)
+QUICK = ALParams(c0=1.0, beta=4.0, num_iters=100, max_epochs=4, init_iters=50, batch_size=100)
 
 
 def identity(z):

@@ -20,7 +20,7 @@ from sklearn_epi.support import parse_bounds
 
 MU = np.array([1.0, -2.0])
 SIGMA2 = np.array([0.5, 2.0])
-GAUSS_AL = ALParams(num_iters=300, max_epochs=8, init_iters=200)
+GAUSS_AL = ALParams(c0=1.0, beta=4.0, num_iters=300, max_epochs=8, init_iters=200, batch_size=500)
 
 
 def identity(z):
@@ -107,7 +107,7 @@ def test_same_random_state_gives_same_history():
         return EPIEstimator(
             identity,
             [[-np.inf, np.inf]],
-            al_params=ALParams(num_iters=100, max_epochs=2, init_iters=50),
+            al_params=ALParams(num_iters=100, max_epochs=2, init_iters=50, batch_size=500),
             random_state=3,
         ).fit([0.0], [1.0])
 
@@ -125,7 +125,7 @@ def bounded_fit():
         return EPIEstimator(
             identity,
             {"a": (0.0, 1.0), "b": (0.0, np.inf), "c": (-np.inf, 2.0)},
-            al_params=ALParams(num_iters=50, max_epochs=1, init_iters=50),
+            al_params=ALParams(num_iters=50, max_epochs=1, init_iters=50, batch_size=500),
             random_state=0,
         ).fit([0.5, 1.0, 1.0])
 
@@ -168,7 +168,7 @@ def test_no_convergence_warns_and_keeps_a_best_effort_fit():
         est = EPIEstimator(
             identity,
             [[0.0, 1.0]],
-            al_params=ALParams(num_iters=20, max_epochs=1, init_iters=0),
+            al_params=ALParams(num_iters=20, max_epochs=1, init_iters=0, batch_size=500),
             random_state=0,
         ).fit(
             [5.0]
@@ -188,7 +188,7 @@ def test_nan_during_training_marks_the_seed_failed():
         support=support,
         statistic=_nan_below_minus_one,
         prop=EmergentProperty(np.array([1.0]), None, ("f0",)),
-        al=ALParams(num_iters=100, max_epochs=2, init_iters=0),
+        al=ALParams(num_iters=100, max_epochs=2, init_iters=0, batch_size=500),
         init_mean=np.zeros(1),
         init_std=np.ones(1),
         alpha=0.05,
@@ -207,7 +207,7 @@ def test_every_seed_failing_raises_with_where_they_failed():
         _nan_below_minus_one,
         [[-np.inf, np.inf]],
         n_seeds=2,
-        al_params=ALParams(num_iters=100, max_epochs=2, init_iters=0),
+        al_params=ALParams(num_iters=100, max_epochs=2, init_iters=0, batch_size=500),
         random_state=0,
     )
     with pytest.raises(

@@ -37,7 +37,7 @@ def est():
         return EPIEstimator(
             identity,
             BOUNDS,
-            al_params=ALParams(num_iters=100, max_epochs=2, init_iters=100),
+            al_params=ALParams(num_iters=100, max_epochs=2, init_iters=100, batch_size=500),
             n_seeds=2,
             random_state=0,
         ).fit(MU, SIGMA2)

@@ -1,0 +1,136 @@
+"""The maximum in maximum entropy: unit-free optimisation, a bounded penalty, known maxima.
+
+The known answers here are not Gaussian: a bimodal and a ring-shaped
+maximum-entropy distribution, each a shape that a flow started from a
+Gaussian must split or bend to reach, with H* from the reference solver
+(:func:`sklearn_epi.analysis.maxent_reference`).
+"""
+
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.exceptions import ConvergenceWarning
+
+from sklearn_epi import ALParams, EPIEstimator
+from sklearn_epi._property import EmergentProperty
+from sklearn_epi.analysis import maxent_reference
+from sklearn_epi.optimize import update_multipliers
+
+SHORT = ALParams(num_iters=100, max_epochs=3, init_iters=50, batch_size=100)
+
+
+def fit_quietly(est, *args):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(*args)
+
+
+def test_violations_are_measured_in_the_targets_own_units():
+    prop = EmergentProperty(np.array([1.0, 5.0]), np.array([0.04, 25.0]), ("a", "b"))
+    np.testing.assert_allclose(prop.scales(), [0.2, 5.0, 0.04, 25.0])
+    means_only = EmergentProperty(np.array([1.0, 5.0]), None, ("a", "b"))
+    np.testing.assert_allclose(means_only.scales([3.0, 0.0]), [3.0, 1.0])
+
+
+def test_the_fit_does_not_depend_on_the_units_of_the_statistics():
+    # The same property written with one statistic in units 1000 times
+    # smaller (a rate in Hz beside one in kHz, say) must give the same fit:
+    # the objective divides each violation by its target spread.
+    mu, sigma2, k = np.array([1.0, -2.0]), np.array([0.5, 2.0]), np.array([1.0, 1000.0])
+
+    def in_other_units(z):
+        return z * tf.constant(k, z.dtype)
+
+    def fit(statistic, mu, sigma2):
+        est = EPIEstimator(
+            statistic, [[-np.inf, np.inf]] * 2, al_params=SHORT, dtype="float64", random_state=0
+        )
+        return fit_quietly(est, mu, sigma2).history_
+
+    plain = fit(lambda z: z, mu, sigma2)
+    scaled = fit(in_other_units, mu * k, sigma2 * k**2)
+    assert (plain["phase"] == "test").sum() == 4
+    for column in ("H", "cost", "c", "p_mean_f0", "p_mean_f1", "p_var_f0", "p_var_f1"):
+        np.testing.assert_allclose(scaled[column], plain[column], rtol=1e-6, err_msg=column)
+
+
+def _record(converged, R_batches, c=1.0):
+    return SimpleNamespace(
+        converged=converged,
+        R_batches=R_batches,
+        R=R_batches.mean(axis=0),
+        eta=np.zeros(R_batches.shape[1]),
+        c=c,
+        c_pvalue=np.nan,
+    )
+
+
+def _trainer(scale):
+    return SimpleNamespace(
+        eta=tf.Variable(np.zeros(len(scale))),
+        c=tf.Variable(1.0, dtype=tf.float64),
+        scale=tf.Variable(np.asarray(scale, float)),
+    )
+
+
+def test_a_converged_epoch_leaves_the_penalty_as_it_is():
+    # Violations at noise level cannot shrink by gamma, so the paper's rule
+    # alone multiplies c by beta every epoch after convergence: a fit without
+    # stop_early overflowed c near epoch 65 and marked a converged seed failed.
+    noise = np.random.default_rng(0).normal(scale=0.01, size=(200, 2))
+    al = ALParams()
+    for converged, expected_c in ((True, 1.0), (False, al.beta)):
+        trainer = _trainer([1.0, 1.0])
+        update_multipliers(
+            trainer, _record(converged, noise), _record(True, noise), al, np.random.default_rng(1)
+        )
+        assert trainer.c.numpy() == expected_c
+
+
+def test_the_multipliers_move_by_the_penalty_gradient_in_the_targets_units():
+    R_batches = np.tile([0.5, 2.0], (10, 1))
+    trainer = _trainer([0.5, 2.0])
+    record = _record(True, R_batches, c=3.0)
+    update_multipliers(trainer, record, record, ALParams(), np.random.default_rng(0))
+    # d/dR of (c/2)||R/s||^2 is c R / s^2.
+    np.testing.assert_allclose(trainer.eta.numpy(), [3.0 * 0.5 / 0.25, 3.0 * 2.0 / 4.0])
+
+
+def square_of_first(z):
+    return z[:, :1] ** 2
+
+
+def squared_radius(z):
+    return tf.reduce_sum(z**2, axis=1, keepdims=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "statistic, bounds, mu, sigma2",
+    [
+        # Two modes, at z0 = -2 and z0 = +2, with z1 uniform.
+        (square_of_first, [[-3.0, 3.0]] * 2, [4.0], [0.5**2]),
+        # A ring of radius 2: no mass in the middle.
+        (squared_radius, [[-3.0, 3.0]] * 2, [4.0], [1.0**2]),
+    ],
+    ids=["two-modes", "ring"],
+)
+def test_non_gaussian_maxima_are_reached(statistic, bounds, mu, sigma2):
+    ref = maxent_reference(statistic, bounds, mu, sigma2, n_samples=1_000_000, random_state=0)
+    est = fit_quietly(EPIEstimator(statistic, bounds, random_state=0), mu, sigma2)
+    assert est.converged_
+    assert abs(est.entropy_ - ref.entropy) < 0.1, (est.entropy_, ref.entropy)
+    if statistic is square_of_first:
+        share = np.mean(est.sample(20_000, random_state=1)[:, 0] > 0)
+        assert 0.4 < share < 0.6
+
+
+def test_al_params_saved_before_the_rate_schedule_load_with_the_constant_rate_they_used():
+    state = ALParams().__getstate__()
+    del state["lr_schedule"]
+    old = ALParams.__new__(ALParams)
+    old.__setstate__(state)
+    assert old.get_params()["lr_schedule"] == "constant"
