@@ -10,8 +10,11 @@ maximum-entropy solution: the Gaussian :math:`\\mathcal{N}(\\mu,
 .. math:: H^* = \\tfrac{1}{2} \\sum_i \\log(2 \\pi e \\sigma_i^2).
 
 Any distribution with the same means and variances has lower entropy, so
-EPI's entropy should approach :math:`H^*` from below (up to Monte Carlo
-error), and its samples should look Gaussian. This is the check to run
+EPI's entropy should come within a few hundredths of a nat of :math:`H^*`,
+and its samples should look Gaussian. It may sit slightly *above*
+:math:`H^*`: the convergence test accepts variances within its tolerance of
+the target, a slightly wider Gaussian has more entropy, and the fit keeps
+the converged epoch of greatest entropy. This is the check to run
 first when something looks off.
 """
 
@@ -32,10 +35,13 @@ def identity(z):
 mu = {"x": 1.0, "y": -2.0}
 sigma2 = {"x": 0.25, "y": 1.0}
 bounds = {"x": (-np.inf, np.inf), "y": (-np.inf, np.inf)}
+# The answer is a Gaussian, what a flow started from a Gaussian finds
+# anyway: a short schedule with a strong start (c0 = 1, beta = 4) suffices.
+# Multimodal answers need the gentler defaults (see the 2D LDS example).
 est = EPIEstimator(
     identity,
     bounds,
-    al_params=ALParams(num_iters=300, max_epochs=8, init_iters=200),
+    al_params=ALParams(c0=1.0, beta=4.0, num_iters=300, max_epochs=8, init_iters=200, batch_size=500),
     random_state=0,
 ).fit(mu, sigma2)
 assert est.converged_
