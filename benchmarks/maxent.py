@@ -9,8 +9,16 @@ setting is fitted on several seeds; a row reports the entropy gap
 tolerance), the share of fresh samples with a12 > 0 (0.5 for the maximum),
 whether the fit converged, its epoch and its wall time. A summary row per
 setting gives the median and worst gap, the spread of converged entropies
-and the range of lobe shares. ``--quick`` fits only 400 iterations: a smoke
-test of the section, not a measurement.
+and the range of lobe shares; it is met when every seed converged within
+0.1 nats of H* with a share in [0.4, 0.6] and the converged entropies
+spread less than 0.1 nats (issue "The maximum in maximum entropy").
+
+The settings: the defaults; ``c0 = 1``, a strong start; ``beta = 2`` with
+15 longer epochs of 1000 steps; a constant learning rate instead of the
+per-epoch cosine with warm-up; and the paper's schedule (``beta = 4``, 10
+epochs of 2000 constant-rate steps at 1e-3).
+``--quick`` fits only 400 iterations of the defaults: a smoke test of the
+section, not a measurement.
 """
 
 from __future__ import annotations
@@ -27,8 +35,18 @@ from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues
 #: Settings compared: name -> EPIEstimator keyword arguments beyond the defaults.
 SETTINGS = {
     "defaults": {},
-    "c0=1e-2": {"al_params": {"c0": 1e-2}},
-    "stop_early": {"al_params": {"stop_early": True}},
+    "c0=1 (a strong start)": {"al_params": {"c0": 1.0}},
+    "beta=2, 15 x 1000 it": {"al_params": {"beta": 2.0, "num_iters": 1000, "max_epochs": 15}},
+    "constant lr": {"al_params": {"lr_schedule": "constant"}},
+    "paper schedule (beta=4, 10 x 2000 it, lr 1e-3 constant)": {
+        "al_params": {
+            "beta": 4.0,
+            "num_iters": 2000,
+            "max_epochs": 10,
+            "lr": 1e-3,
+            "lr_schedule": "constant",
+        }
+    },
 }
 
 
@@ -56,7 +74,7 @@ def one_fit(kwargs, seed, quick=False):
 
 
 def run(quick=False, seeds=None, settings=None):
-    n_seeds = seeds or (1 if quick else 3)
+    n_seeds = seeds or (1 if quick else 5)
     names = settings or (["defaults"] if quick else list(SETTINGS))
     h_star, h_se, ref_share = reference(200_000 if quick else 2_000_000)
     rows = [
@@ -101,7 +119,13 @@ def run(quick=False, seeds=None, settings=None):
                 "unit": "nats",
                 "ratio": np.nan,
                 "goal": "<= 0.1",
-                "met": bool(np.max(gaps) <= 0.1),
+                "met": bool(
+                    np.max(gaps) <= 0.1
+                    and len(converged_H) == n_seeds
+                    and np.ptp(converged_H) < 0.1
+                    and 0.4 <= min(shares)
+                    and max(shares) <= 0.6
+                ),
                 "notes": f"worst gap {np.max(gaps):.2f}; converged {len(converged_H)}/{n_seeds}; "
                 f"entropy spread {np.ptp(converged_H) if converged_H else np.nan:.2f}; "
                 f"share {min(shares):.2f}-{max(shares):.2f}; "
