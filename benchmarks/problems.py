@@ -114,8 +114,6 @@ def rnn(N: int, schedule: str = "defaults") -> Problem:
         mu=RNN_MU,
         sigma2=RNN_SIGMA2,
         flow=RealNVP(num_stages=3, num_layers=2, num_units=100),
-        al=ALParams(
-            batch_size=200, num_iters=500, init_iters=500, **RNN_SCHEDULES[schedule]
-        ),
+        al=ALParams(batch_size=200, num_iters=500, init_iters=500, **RNN_SCHEDULES[schedule]),
         n_test=200,
     )

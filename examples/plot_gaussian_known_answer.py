@@ -41,7 +41,9 @@ bounds = {"x": (-np.inf, np.inf), "y": (-np.inf, np.inf)}
 est = EPIEstimator(
     identity,
     bounds,
-    al_params=ALParams(c0=1.0, beta=4.0, num_iters=300, max_epochs=8, init_iters=200, batch_size=500),
+    al_params=ALParams(
+        c0=1.0, beta=4.0, num_iters=300, max_epochs=8, init_iters=200, batch_size=500
+    ),
     random_state=0,
 ).fit(mu, sigma2)
 assert est.converged_

@@ -93,7 +93,8 @@ ref = maxent_reference(
     lds_eigenvalues, LDS_BOUNDS, LDS_MU, LDS_SIGMA2, n_samples=1_000_000, random_state=0
 )
 Z = est.sample(4000, random_state=0)
-print(f"H* = {ref.entropy:.2f} +- {ref.entropy_se:.2f} nats; gap H* - H = {ref.entropy - est.entropy_:.2f}")
+print(f"H* = {ref.entropy:.2f} +- {ref.entropy_se:.2f} nats")
+print(f"gap H* - H = {ref.entropy - est.entropy_:.2f} nats")
 print(f"share of samples with a12 > 0: EPI {np.mean(Z[:, 1] > 0):.2f}, maximum 0.50")
 fig, axes = plt.subplots(1, 2, figsize=(8, 4), sharex=True, sharey=True)
 for ax, samples, title in [

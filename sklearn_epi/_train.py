@@ -232,8 +232,7 @@ class Trainer(_Stepper):
                 loss = (
                     -H
                     + tf.tensordot(self.eta, R, 1)
-                    + self.c
-                    * tf.tensordot(R1 / self.scale, tf.stop_gradient(R2 / self.scale), 1)
+                    + self.c * tf.tensordot(R1 / self.scale, tf.stop_gradient(R2 / self.scale), 1)
                 )
             self.adam.apply(self._gradients(tape, loss))
             # A non-finite gradient makes the weights non-finite, which the

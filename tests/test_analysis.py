@@ -29,7 +29,9 @@ def gaussian():
     est = EPIEstimator(
         identity,
         BOUNDS,
-        al_params=ALParams(c0=1.0, beta=4.0, num_iters=300, max_epochs=8, init_iters=200, batch_size=500),
+        al_params=ALParams(
+            c0=1.0, beta=4.0, num_iters=300, max_epochs=8, init_iters=200, batch_size=500
+        ),
         init={"mean": [0.0, 0.0], "std": 1.0},
         random_state=0,
     ).fit(MU, SIGMA2)

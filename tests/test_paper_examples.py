@@ -47,7 +47,9 @@ def test_parallel_seeds_select_the_same_fit_as_sequential():
         return EPIEstimator(
             identity,
             [[-np.inf, np.inf]] * 2,
-            al_params=ALParams(c0=1.0, beta=4.0, num_iters=200, max_epochs=4, init_iters=100, batch_size=500),
+            al_params=ALParams(
+                c0=1.0, beta=4.0, num_iters=200, max_epochs=4, init_iters=100, batch_size=500
+            ),
             n_seeds=2,
             n_jobs=n_jobs,
             random_state=0,

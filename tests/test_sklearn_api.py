@@ -67,7 +67,9 @@ def test_scikit_learn_style_verbose_and_dtype_values_are_accepted():
 
 def test_convergence_warning_points_at_the_line_that_called_fit():
     with pytest.warns(ConvergenceWarning) as record:
-        quick(al_params=ALParams(num_iters=10, max_epochs=1, init_iters=0, batch_size=500)).fit([50.0, 0.0])
+        quick(al_params=ALParams(num_iters=10, max_epochs=1, init_iters=0, batch_size=500)).fit(
+            [50.0, 0.0]
+        )
     assert record[0].filename == __file__
 
 
@@ -102,7 +104,9 @@ def test_grid_search_scores_by_entropy_and_refits_the_best():
         quick(
             flow=RealNVP(num_units=8),
             statistic=lambda z: z,  # a lambda must survive the workers (cloudpickle)
-            al_params=ALParams(c0=1.0, beta=4.0, num_iters=300, max_epochs=6, init_iters=100, batch_size=200),
+            al_params=ALParams(
+                c0=1.0, beta=4.0, num_iters=300, max_epochs=6, init_iters=100, batch_size=200
+            ),
         ),
         {"flow__num_units": [8, 16], "al_params__c0": [1e-6, 1.0]},
         cv=property_cv(MU),
@@ -201,7 +205,9 @@ def test_ctrl_c_keeps_the_best_epoch_so_far_and_the_history():
 
     est = quick(
         n_seeds=2,
-        al_params=ALParams(c0=1.0, beta=4.0, num_iters=100, max_epochs=6, init_iters=50, batch_size=500),
+        al_params=ALParams(
+            c0=1.0, beta=4.0, num_iters=100, max_epochs=6, init_iters=50, batch_size=500
+        ),
         callbacks=[interrupt_after_epoch_2],
     )
     with warnings.catch_warnings():
