@@ -5,11 +5,11 @@ circuit model's parameters whose predictions have chosen means and
 variances, represented as a normalizing flow.
 """
 
-import os as _os
+from ._quiet import start_tensorflow as _start_tensorflow
 
-# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notices) buries the
-# fit's own output; a value the user has set is kept.
-_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's start-up chatter (CUDA probing, XLA's first compilation) would
+# bury the fit's own output; other lines on stderr still show.
+_start_tensorflow()
 
 from ._al_params import ALParams  # noqa: E402
 from ._reporting import EpochCallback  # noqa: E402

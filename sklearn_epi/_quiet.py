@@ -1,0 +1,90 @@
+"""Start TensorFlow without its start-up chatter on stderr, keeping anything else it says.
+
+TensorFlow's C++ layers log at start-up through two loggers: its own, which
+``TF_CPP_MIN_LOG_LEVEL`` controls, and absl's, which ignores it. On a machine
+without a GPU they print, before a fit's first line, "E ... Unable to register
+cuDNN factory", "failed call to cuInit", absl's notice about messages before
+``InitializeLog`` and XLA's "service ... initialized" lines: lines a scientist
+reads as a broken install. They are written once per process, when TensorFlow
+is imported, when it first looks for devices and when XLA first compiles.
+
+:func:`start_tensorflow` does those three things at once, with the process's
+stderr (file descriptor 2, which C++ writes to) sent to a temporary file, then
+writes back every line that is not one of the known start-up notices. Real
+errors still show. A user who sets ``TF_CPP_MIN_LOG_LEVEL`` before importing
+the package takes control of the logs and nothing is filtered.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import sys
+import tempfile
+from contextlib import contextmanager
+
+#: Start-up notices of TensorFlow 2.18 on a machine whose CUDA plugins find no
+#: GPU, and of XLA's first compilation. Matched anywhere in a line.
+STARTUP_NOTICES = (
+    r"Unable to register cu(FFT|DNN|BLAS) factory",
+    r"All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+    r"XLA service 0x[0-9a-f]+ initialized for platform",
+    r"StreamExecutor device \(\d+\):",
+    r"Compiled cluster using XLA!",
+)
+#: Only where no NVIDIA device exists is a failing cuInit expected, not news.
+NO_GPU_NOTICES = (r"failed call to cuInit",)
+
+
+def notices() -> re.Pattern:
+    """The lines to drop: the start-up notices, and cuInit's failure on a machine without a GPU."""
+    patterns = STARTUP_NOTICES + (() if glob.glob("/dev/nvidia[0-9]*") else NO_GPU_NOTICES)
+    return re.compile("|".join(patterns))
+
+
+@contextmanager
+def filtered_stderr(drop: re.Pattern):
+    """Collect what is written to file descriptor 2 and write back the lines ``drop`` misses."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable fd 2: nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [
+                line
+                for line in captured.read().decode(errors="replace").splitlines(keepends=True)
+                if not drop.search(line)
+            ]
+            if kept:
+                os.write(2, "".join(kept).encode())
+
+
+def start_tensorflow() -> None:
+    """Import TensorFlow, find its devices and compile once with XLA, dropping the notices."""
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:  # the user's choice: leave the logs alone
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # TensorFlow's own info lines (oneDNN, CPU flags)
+    with filtered_stderr(notices()):
+        _start()
+
+
+def _start() -> None:
+    import tensorflow as tf
+    import tensorflow_probability  # noqa: F401  (registers its own plugins)
+
+    tf.config.list_physical_devices()
+    tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(0.0))

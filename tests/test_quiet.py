@@ -1,0 +1,56 @@
+"""Quiet by default: TensorFlow's start-up notices are dropped, everything else on stderr shows."""
+
+import os
+import re
+import subprocess
+import sys
+
+from sklearn_epi._quiet import filtered_stderr, notices
+
+FIT = """
+import numpy as np
+from sklearn_epi import ALParams, EPIEstimator
+al = ALParams(c0=1.0, num_iters=20, max_epochs=1, init_iters=10, batch_size=100)
+est = EPIEstimator(lambda z: z, [[-np.inf, np.inf]], al_params=al, random_state=0)
+est.fit([0.0], [1.0])
+print("fitted")
+"""
+
+
+def run_python(code, **env):
+    environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**environ, **env}
+    )
+
+
+def test_import_and_a_compiled_fit_print_only_our_own_output():
+    # Before: cuFFT/cuDNN/cuBLAS registration errors, cuInit's failure, absl's
+    # InitializeLog notice and XLA's service lines, on a CPU-only machine.
+    done = run_python(FIT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fitted"
+    assert done.stderr == ""
+
+
+def test_a_user_who_sets_the_log_level_sees_tensorflow_s_own_logs():
+    done = run_python(
+        "import sklearn_epi, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
+        TF_CPP_MIN_LOG_LEVEL="0",
+    )
+    assert done.stdout.strip() == "0"
+    assert re.search(r"oneDNN|cuda|XLA|absl", done.stderr)
+
+
+def test_filter_drops_start_up_notices_and_keeps_other_lines(capfd):
+    with filtered_stderr(notices()):
+        os.write(2, b"E0000 cuda_dnn.cc:8310] Unable to register cuDNN factory: ...\n")
+        os.write(2, b"I0000 service.cc:148] XLA service 0x55e6 initialized for platform Host\n")
+        os.write(2, b"E0000 something.cc:1] a real error\n")
+        os.write(
+            2,
+            b"WARNING: All log messages before absl::InitializeLog() is called"
+            b" are written to STDERR\n",
+        )
+        os.write(2, b"and its second line\n")
+    assert capfd.readouterr().err == "E0000 something.cc:1] a real error\nand its second line\n"
