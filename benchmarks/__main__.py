@@ -14,6 +14,8 @@ Sections (``--sections``, default all):
 * ``maxent``: the entropy gap to the exact maximum (the reference solver's
   H*) on the paper's oscillator, lobe share, convergence and wall time, per
   optimisation setting and seed.
+* ``checkpoint``: the share of a fit's wall time spent writing its
+  per-epoch checkpoints, on the oscillator and the RNN at N = 50.
 * ``peers``: sbi's NPE on the same criterion, when sbi is importable.
 
 ``--quick`` shrinks every section (fewer problems, iterations, seeds) so the
@@ -31,7 +33,16 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-SECTIONS = ("throughput", "time", "queries", "parallel", "optimisations", "maxent", "peers")
+SECTIONS = (
+    "throughput",
+    "time",
+    "queries",
+    "parallel",
+    "optimisations",
+    "maxent",
+    "checkpoint",
+    "peers",
+)
 COLUMNS = (
     "section",
     "benchmark",
@@ -97,6 +108,10 @@ def _run_section(name, args):
         from . import maxent
 
         return maxent.run(args.quick, args.seeds)
+    if name == "checkpoint":
+        from . import checkpoint
+
+        return checkpoint.run(args.quick)
     if name == "peers":
         from . import peers
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 import warnings
+from contextlib import contextmanager
 from numbers import Real
 
 import numpy as np
@@ -15,9 +18,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_memory
 
-from . import _queries, persistence
+from . import _checkpoint, _queries, persistence
 from ._property import EmergentProperty
 from ._seeds import run_seeds, seed_tables, usable_seeds
+from ._train import _fingerprint
 from ._validation import (
     _check_dtype,
     _check_init,
@@ -37,6 +41,39 @@ from .persistence import pack_statistic, unpack_statistic
 from .support import parse_bounds
 
 __all__ = ["EPIEstimator"]
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """Within the block, SIGTERM raises KeyboardInterrupt, so a fit ends as on Ctrl-C.
+
+    Only in the main thread and where nobody else handles SIGTERM (a
+    handler already set, by dask or the user, is left alone).
+    """
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _statistic_key(statistic) -> str:
+    """The statistic's identity in a checkpoint's ``run.json``: its content, or its name."""
+    fingerprint = _fingerprint(statistic)
+    if isinstance(fingerprint, str):
+        return fingerprint
+    return f"{getattr(statistic, '__module__', '?')}.{getattr(statistic, '__qualname__', '?')}"
+
 
 _N_TEST_BATCHES = 200
 
@@ -118,13 +155,24 @@ class EPIEstimator(BaseEstimator):
         ``True``. An :class:`~sklearn_epi.EpochCallback` also hears each logged
         training chunk and the seed's start and end. Callbacks run in the
         process that fits the seed (a worker when ``n_jobs > 1``).
+    checkpoint : str or path-like, default=None
+        A directory where every seed's state is written after every epoch
+        (atomically: a kill at any moment leaves the last one readable), with
+        ``run.json`` describing the run. A later ``fit`` with the same
+        directory and the same settings resumes each seed from its last
+        finished epoch and ends as an uninterrupted fit would; seeds that had
+        ended (converged, failed or at ``max_epochs``) are not fitted again.
+        Other settings in an existing directory raise a ``ValueError``;
+        ``n_jobs``, ``verbose``, ``callbacks`` and ``memory`` may change.
 
     Notes
     -----
-    Ctrl-C during ``fit`` keeps what is done: the interrupted seed keeps its
+    Ctrl-C during ``fit``, or a ``SIGTERM`` (what a batch scheduler sends at
+    a job's time limit), keeps what is done: the interrupted seed keeps its
     best epoch so far and its history, later seeds are skipped, and a
-    ``UserWarning`` says so. With ``n_jobs > 1`` only seeds that had already
-    finished are kept. If nothing is usable yet, the interrupt propagates.
+    ``UserWarning`` says so; with ``checkpoint`` the next ``fit`` goes on.
+    With ``n_jobs > 1`` only seeds that had already finished are kept. If
+    nothing is usable yet, the interrupt propagates.
 
     A seed that fails (its statistic raises, the loss becomes non-finite, its
     worker process dies) never takes the others down: it is marked failed in
@@ -217,6 +265,7 @@ class EPIEstimator(BaseEstimator):
         random_state=None,
         verbose: int = 0,
         callbacks=None,
+        checkpoint=None,
     ):
         self.statistic = statistic
         self.bounds = bounds
@@ -233,6 +282,7 @@ class EPIEstimator(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
+        self.checkpoint = checkpoint
 
     # ------------------------------------------------------------------ fit
     def fit(self, mu, sigma2=None):
@@ -288,8 +338,12 @@ class EPIEstimator(BaseEstimator):
             memory=None if self.memory is None else check_memory(self.memory),
             callbacks=tuple(self.callbacks or ()),
         )
+        if self.checkpoint is not None:
+            description = _checkpoint.describe(self, prop, seeds, _statistic_key(self.statistic))
+            spec.checkpoint = str(_checkpoint.open_run(self.checkpoint, description))
         start = time.perf_counter()
-        results, interrupted = run_seeds(spec, seeds, self.n_jobs)
+        with _sigterm_as_interrupt():
+            results, interrupted = run_seeds(spec, seeds, self.n_jobs)
         self._store(results, spec, support, interrupted)
         self.fit_time_ = time.perf_counter() - start
         self._score_seed = int(rng.randint(0, 2**31 - 1))
@@ -363,6 +417,11 @@ class EPIEstimator(BaseEstimator):
             raise ValueError(f"alpha must be in (0, 1); got {self.alpha!r}")
         if self.n_test is not None:
             _check_int(self.n_test, "n_test", 2)
+        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
+            raise TypeError(
+                "checkpoint must be a directory path (str or os.PathLike); got "
+                f"{type(self.checkpoint).__name__}"
+            )
         return flow, al
 
     def _store(self, results, spec, support, interrupted):
@@ -588,6 +647,7 @@ class EPIEstimator(BaseEstimator):
         return state
 
     def __setstate__(self, state):
+        state.setdefault("checkpoint", None)  # saved before checkpoints existed
         if isinstance(state.get("statistic"), persistence.PackedStatistic):
             state["statistic"] = unpack_statistic(state["statistic"])
         if "_support" in state and "bounds_" not in state:  # saved by version 0.1.0

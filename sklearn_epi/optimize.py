@@ -22,7 +22,7 @@ import pandas as pd
 import tensorflow as tf
 from sklearn.base import BaseEstimator
 
-from . import _reporting
+from . import _checkpoint, _reporting
 from ._al_params import ALParams
 from ._property import EmergentProperty
 from ._train import NonFinite, checkin, checkout
@@ -52,6 +52,7 @@ class SeedSpec:
     threads: int | None = None
     memory: object = None
     callbacks: tuple = ()
+    checkpoint: str | None = None
 
 
 @dataclass
@@ -120,6 +121,11 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     seed failed, with the message and traceback text, and its last usable
     epoch is still returned; Ctrl-C ends it early with the epochs done so far.
 
+    With ``spec.checkpoint`` (a directory) the seed's state is written after
+    every epoch (:func:`save_state`) and its result when it ends; a later
+    call continues from the last finished epoch (:func:`resume`) exactly as
+    an uninterrupted fit would, or returns the result of a seed that ended.
+
     Parameters
     ----------
     spec : SeedSpec
@@ -135,6 +141,9 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     start = time.perf_counter()
     al, names = spec.al, spec.prop.constraint_names
     _limit_threads(spec.threads)
+    saved = None if spec.checkpoint is None else _checkpoint.load_seed(spec.checkpoint, seed_index)
+    if saved is not None and saved["finished"]:
+        return saved["result"]  # finished (or failed) before: the same result again
     callbacks = _seed_callbacks(spec)
     for callback in callbacks:
         callback.on_seed_start(seed_index, al.max_epochs * al.num_iters)
@@ -142,15 +151,22 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     outcome = {"failed": False, "interrupted": False, "message": "", "traceback": ""}
     key = trainer = None
     try:
-        key, trainer = initialise(spec, seed)
-        rng = np.random.default_rng(seed)
-        epochs.append(test_epoch(trainer, spec, seed_index, 0, 0, start))
-        calibrate(trainer, spec, epochs[0])
-        for epoch in range(1, al.max_epochs + 1):
+        if saved is None:
+            key, trainer = initialise(spec, seed)
+            rng = np.random.default_rng(seed)
+            epochs.append(test_epoch(trainer, spec, seed_index, 0, 0, start))
+            calibrate(trainer, spec, epochs[0])
+        else:
+            key, trainer, rng = resume(spec, seed, saved)
+            rows, epochs, progress["iteration"] = saved["rows"], saved["epochs"], saved["iteration"]
+            start -= saved["wall_time"]
+        for epoch in range(len(epochs), al.max_epochs + 1):
             rows += train_epoch(trainer, spec, seed_index, epoch, progress, callbacks)
             record = test_epoch(trainer, spec, seed_index, epoch, progress["iteration"], start)
             update_multipliers(trainer, record, epochs[-1], al, rng)
             epochs.append(record)
+            if spec.checkpoint is not None:
+                save_state(spec, seed_index, trainer, rng, rows, epochs, progress, start)
             stop = [callback.on_epoch_end(record) for callback in callbacks]
             if any(stop) or (record.converged and al.stop_early):
                 break
@@ -173,7 +189,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
             checkin(key, trainer)
         for callback in callbacks:
             callback.on_seed_end(seed_index, progress["iteration"])
-    return _seed_result(
+    result = _seed_result(
         seed,
         seed_index,
         chosen=select_best([e for e in epochs if e.epoch > 0]),
@@ -184,6 +200,27 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
         jit_compile=spec.jit_compile if trainer is None else trainer.jit_compile,
         **outcome,
     )
+    if spec.checkpoint is not None and not result.interrupted:
+        _checkpoint.save_seed(spec.checkpoint, seed_index, {"finished": True, "result": result})
+    return result
+
+
+def save_state(spec, seed_index, trainer, rng, rows, epochs, progress, start) -> None:
+    """Checkpoint a seed after an epoch: what :func:`resume` needs to go on exactly as before."""
+    state = {
+        "finished": False,
+        "weights": trainer.flow.get_weights(),
+        "step": int(trainer.step.numpy()),
+        "eta": trainer.eta.numpy(),
+        "c": trainer.c.numpy(),
+        "scale": trainer.scale.numpy(),
+        "rng": rng.bit_generator.state,
+        "rows": rows,
+        "epochs": epochs,
+        "iteration": progress["iteration"],
+        "wall_time": time.perf_counter() - start,
+    }
+    _checkpoint.save_seed(spec.checkpoint, seed_index, state)
 
 
 def _seed_result(seed, seed_index, chosen, failed, interrupted, message, **fields):
@@ -245,19 +282,42 @@ def initialise(spec: SeedSpec, seed: int):
         spec.dtype,
         spec.jit_compile,
     )
-    key, trainer = checkout(
+    key, trainer = _checkout_trainer(spec)
+    # The AL phase continues the initialisation's random stream.
+    trainer.start_al(weights, seed, al.init_iters, al.lr, al.c0, spec.prop)
+    return key, trainer
+
+
+def resume(spec: SeedSpec, seed: int, saved: dict):
+    """Ready the AL trainer where a checkpoint (:func:`save_state`) left the seed.
+
+    Returns
+    -------
+    key, trainer, rng
+        The trainer at the saved weights, stream position, ``eta``, ``c`` and
+        units, and the generator of the ``c`` decisions at its saved state.
+    """
+    al = spec.al
+    key, trainer = _checkout_trainer(spec)
+    trainer.start_al(saved["weights"], seed, saved["step"], al.lr, al.c0, spec.prop)
+    for name in ("eta", "c", "scale"):
+        getattr(trainer, name).assign(saved[name])
+    rng = np.random.default_rng(seed)
+    rng.bit_generator.state = saved["rng"]
+    return key, trainer, rng
+
+
+def _checkout_trainer(spec):
+    return checkout(
         "al",
         spec.flow,
         spec.support,
-        al.batch_size,
+        spec.al.batch_size,
         spec.dtype,
         spec.jit_compile,
         spec.statistic,
         spec.prop,
     )
-    # The AL phase continues the initialisation's random stream.
-    trainer.start_al(weights, seed, al.init_iters, al.lr, al.c0, spec.prop)
-    return key, trainer
 
 
 def calibrate(trainer, spec, initial) -> None:

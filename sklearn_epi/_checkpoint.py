@@ -1,0 +1,146 @@
+"""Per-epoch checkpoints of a fit's seeds, so that a killed or timed-out fit can resume.
+
+A checkpoint directory holds ``run.json``, a readable description of the run
+(package and TensorFlow versions, the settings that determine the result,
+the property and the seeds), and per seed ``seed-<index>.pkl``: everything
+:func:`~sklearn_epi.optimize.fit_seed` needs to go on after its last finished
+epoch (flow weights, random-stream position, ``eta``, ``c``, the violations'
+units, the generator of the ``c`` decisions, the epochs and history so far).
+Adam needs nothing: its moments restart with every epoch.
+
+Every write goes to a temporary file that is then renamed over the old one,
+and the previous checkpoint is kept as ``seed-<index>.prev.pkl``: a kill at
+any moment leaves a readable checkpoint, and a damaged one falls back to the
+one before, with a warning that names the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import warnings
+from pathlib import Path
+
+#: Estimator parameters that do not change a fit's result.
+NOT_SETTINGS = ("checkpoint", "n_jobs", "verbose", "callbacks", "memory")
+
+#: Bumped when the content of a seed's checkpoint changes.
+FORMAT = 1
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(f.name, path)
+
+
+def describe(estimator, prop, seeds, statistic_key) -> dict:
+    """The run's description: what determines the result, and the versions that made it."""
+    import tensorflow as tf
+
+    from . import __version__
+
+    params = {
+        name: repr(value)
+        for name, value in sorted(estimator.get_params(deep=False).items())
+        if name not in NOT_SETTINGS and name != "statistic"
+    }
+    return {
+        "format": FORMAT,
+        "sklearn_epi": __version__,
+        "tensorflow": tf.__version__,
+        "statistic": statistic_key,
+        "params": params,
+        "mu": [float(v) for v in prop.mu],
+        "sigma2": None if prop.sigma2 is None else [float(v) for v in prop.sigma2],
+        "constraints": list(prop.constraint_names),
+        "seeds": [int(s) for s in seeds],
+    }
+
+
+def open_run(directory, description: dict) -> Path:
+    """Create ``directory`` for this run, or check that the run it holds has the same settings.
+
+    Raises
+    ------
+    ValueError
+        If the directory holds a run with other settings, naming those that differ.
+    """
+    path = Path(directory)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"checkpoint must be a directory; {path} is a file")
+    path.mkdir(parents=True, exist_ok=True)
+    run_file = path / "run.json"
+    if run_file.exists():
+        try:
+            held = json.loads(run_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"checkpoint: cannot read {run_file} ({exc})") from exc
+        params = held.get("params", {})
+        differ = [
+            f"params.{k}"
+            for k in sorted(set(params) | set(description["params"]))
+            if params.get(k) != description["params"].get(k)
+        ] + [
+            k
+            for k in ("format", "statistic", "mu", "sigma2", "seeds")
+            if held.get(k) != description[k]
+        ]
+        if differ:
+            raise ValueError(
+                f"checkpoint directory {path} holds a fit with other settings "
+                f"(differing: {', '.join(differ)}); use a new directory, or the same settings "
+                "to resume"
+            )
+    else:
+        _atomic_write(run_file, json.dumps(description, indent=2).encode())
+    return path
+
+
+def seed_file(directory, index: int) -> Path:
+    return Path(directory) / f"seed-{index}.pkl"
+
+
+def save_seed(directory, index: int, state: dict) -> None:
+    """Write seed ``index``'s state atomically, keeping the previous one as ``.prev``."""
+    path = seed_file(directory, index)
+    data = pickle.dumps({"format": FORMAT, **state}, protocol=pickle.HIGHEST_PROTOCOL)
+    if path.exists():
+        os.replace(path, path.with_suffix(".prev.pkl"))
+    _atomic_write(path, data)
+
+
+def load_seed(directory, index: int) -> dict | None:
+    """Seed ``index``'s last readable state, or None if it has none yet.
+
+    A damaged file is reported (a ``RuntimeWarning`` naming it) and the
+    previous checkpoint is used; if that is damaged too, a ``ValueError``
+    names both files.
+    """
+    path = seed_file(directory, index)
+    previous = path.with_suffix(".prev.pkl")
+    candidates = [p for p in (path, previous) if p.exists()]
+    if not candidates:
+        return None
+    problems = []
+    for candidate in candidates:
+        try:
+            with open(candidate, "rb") as f:
+                state = pickle.load(f)
+            if state.get("format") != FORMAT:
+                raise ValueError(f"format {state.get('format')!r}, expected {FORMAT}")
+        except Exception as exc:  # truncated, overwritten, another version's
+            problems.append(f"{candidate} ({type(exc).__name__}: {exc})")
+            continue
+        if problems:
+            warnings.warn(
+                f"checkpoint {problems[0]} is unreadable; resuming from {candidate}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return state
+    raise ValueError(f"checkpoint: no readable checkpoint of seed {index}: {'; '.join(problems)}")

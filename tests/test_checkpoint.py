@@ -1,0 +1,145 @@
+"""Checkpoints: a fit killed or stopped by SIGTERM resumes and ends as an uninterrupted one."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklearn_epi import ALParams, EPIEstimator
+from sklearn_epi._checkpoint import load_seed, save_seed
+
+# The fit of the scripts below: 4 epochs of 100 steps, two seeds. The
+# statistic is the script's own, so the three runs must agree on its content.
+SCRIPT = textwrap.dedent("""
+    import os, pickle, signal, sys, warnings
+    import numpy as np
+    from sklearn_epi import ALParams, EPIEstimator, EpochCallback
+
+    def shifted(z):
+        return z + 1.0
+
+    class Kill(EpochCallback):
+        # Sends the signal in the middle of seed 1's epoch 3.
+        def __init__(self, signum):
+            self.signum = signum
+
+        def on_chunk(self, seed_index, epoch, iteration, row):
+            if seed_index == 1 and epoch == 3 and iteration % 100 == 50:
+                os.kill(os.getpid(), self.signum)
+
+    directory, out, signum = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    est = EPIEstimator(
+        shifted,
+        [[-np.inf, np.inf]] * 2,
+        al_params=ALParams(c0=1.0, beta=4.0, num_iters=100, max_epochs=4, init_iters=50,
+                           batch_size=100, log_rate=50),
+        n_seeds=2,
+        random_state=0,
+        checkpoint=directory,
+        callbacks=[Kill(signum)] if signum else None,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit([1.0, 0.0], [0.5, 2.0])
+    with open(out, "wb") as f:
+        pickle.dump({"history": est.history_, "seeds": est.seeds_, "epoch": est.epoch_,
+                     "entropy": est.entropy_, "best": est.best_seed_,
+                     "warnings": [str(w.message) for w in caught]}, f)
+    """)
+
+
+def run_script(tmp_path, directory, name, signum=0):
+    script = tmp_path / "fit.py"
+    script.write_text(SCRIPT)
+    out = tmp_path / f"{name}.pkl"
+    done = subprocess.run(
+        [sys.executable, str(script), str(directory), str(out), str(signum)],
+        capture_output=True,
+        text=True,
+    )
+    result = None
+    if out.exists():
+        with open(out, "rb") as f:
+            result = pickle.load(f)
+    return done, result
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    """The uninterrupted fit."""
+    tmp_path = tmp_path_factory.mktemp("plain")
+    return run_script(tmp_path, tmp_path / "run", "plain")[1]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+def test_a_killed_fit_resumes_and_ends_as_an_uninterrupted_one(tmp_path, plain, signum):
+    killed, stopped = run_script(tmp_path, tmp_path / "run", "killed", signum)
+    if signum == signal.SIGKILL:
+        assert killed.returncode == -signal.SIGKILL and stopped is None
+    else:
+        # SIGTERM stops the fit as Ctrl-C does: it returns, says so, exits 0.
+        assert killed.returncode == 0, killed.stderr
+        assert any("interrupted" in w for w in stopped["warnings"])
+        history = stopped["history"]
+        assert history.loc[history["seed"] == 1, "epoch"].max() == 2
+    # Seed 0 had ended; seed 1 had finished epoch 2 when the signal came.
+    assert load_seed(tmp_path / "run", 0)["finished"]
+    assert load_seed(tmp_path / "run", 1)["epochs"][-1].epoch == 2
+
+    _, resumed = run_script(tmp_path, tmp_path / "run", "resumed")
+    pd.testing.assert_frame_equal(resumed["history"], plain["history"])
+    assert (resumed["epoch"], resumed["best"]) == (plain["epoch"], plain["best"])
+    assert resumed["entropy"] == plain["entropy"]
+    columns = ["converged", "entropy", "epoch", "n_iter", "failed"]
+    pd.testing.assert_frame_equal(resumed["seeds"][columns], plain["seeds"][columns])
+
+
+def quick(directory, **params):
+    al = ALParams(c0=1.0, beta=4.0, num_iters=50, max_epochs=2, init_iters=20, batch_size=100)
+    return EPIEstimator(
+        lambda z: z, [[-np.inf, np.inf]], al_params=al, random_state=0, checkpoint=directory
+    ).set_params(**params)
+
+
+def fit_quietly(est):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit([0.5], [1.0])
+
+
+def test_other_settings_in_a_used_directory_are_refused(tmp_path):
+    fit_quietly(quick(tmp_path))
+    with pytest.raises(
+        ValueError, match=r"other settings \(differing: params.random_state, seeds\)"
+    ):
+        fit_quietly(quick(tmp_path, random_state=1))
+    # What does not change the result may change.
+    refit = fit_quietly(quick(tmp_path, verbose=0, n_jobs=1))
+    assert refit.epoch_ in (1, 2)
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_previous_one_and_names_the_file(tmp_path):
+    save_seed(tmp_path, 0, {"finished": False, "epoch": 1})
+    save_seed(tmp_path, 0, {"finished": False, "epoch": 2})
+    (tmp_path / "seed-0.pkl").write_bytes(b"truncated")
+    with pytest.warns(RuntimeWarning, match=r"seed-0\.pkl .* unreadable; resuming from .*prev"):
+        assert load_seed(tmp_path, 0)["epoch"] == 1
+    (tmp_path / "seed-0.prev.pkl").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no readable checkpoint of seed 0: .*seed-0\.pkl"):
+        load_seed(tmp_path, 0)
+
+
+def test_checkpoint_must_be_a_directory_path(tmp_path):
+    with pytest.raises(TypeError, match="checkpoint must be a directory path"):
+        quick(42).fit([0.5], [1.0])
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="checkpoint must be a directory"):
+        quick(tmp_path / "file").fit([0.5], [1.0])
+    assert not os.path.exists(tmp_path / "run.json")
