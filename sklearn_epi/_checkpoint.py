@@ -24,7 +24,7 @@ import warnings
 from pathlib import Path
 
 #: Estimator parameters that do not change a fit's result.
-NOT_SETTINGS = ("checkpoint", "n_jobs", "verbose", "callbacks", "memory")
+NOT_SETTINGS = ("checkpoint", "n_jobs", "verbose", "callbacks", "memory", "max_time")
 
 #: Bumped when the content of a seed's checkpoint changes.
 FORMAT = 1

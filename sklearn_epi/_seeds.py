@@ -122,6 +122,7 @@ def seed_tables(results):
             "entropy_se": [r.entropy_se for r in results],
             "epoch": pd.array([r.epoch for r in results], dtype="Int64"),
             "n_iter": [r.n_iter for r in results],
+            "n_simulations": [r.n_simulations for r in results],
             "wall_time": [r.wall_time for r in results],
             "failed": [r.failed for r in results],
             "message": [r.message for r in results],
@@ -141,6 +142,12 @@ def usable_seeds(results, interrupted):
     """
     usable = [r for r in results if r.weights is not None]
     if interrupted:
+        if not usable and any(
+            r.message.startswith(("max_time", "stopped by max_time")) for r in results
+        ):
+            raise RuntimeError(
+                "max_time reached before any epoch of any seed finished; allow more time"
+            )
         if not usable:
             raise KeyboardInterrupt("fit interrupted before any epoch of any seed finished")
         warnings.warn(

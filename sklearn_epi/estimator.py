@@ -163,7 +163,15 @@ class EPIEstimator(BaseEstimator):
         finished epoch and ends as an uninterrupted fit would; seeds that had
         ended (converged, failed or at ``max_epochs``) are not fitted again.
         Other settings in an existing directory raise a ``ValueError``;
-        ``n_jobs``, ``verbose``, ``callbacks`` and ``memory`` may change.
+        ``n_jobs``, ``verbose``, ``callbacks``, ``memory`` and ``max_time``
+        may change.
+    max_time : float, default=None
+        Wall-clock budget of the fit in seconds, for a batch job's time
+        limit. A seed does not start an epoch that, as long as its last one,
+        would end after the budget; the fit then stops as on Ctrl-C (the
+        epochs done are kept, later seeds are skipped, a ``UserWarning`` says
+        so) and, with ``checkpoint``, the next ``fit`` goes on from there.
+        ``None``: no limit.
 
     Notes
     -----
@@ -193,7 +201,8 @@ class EPIEstimator(BaseEstimator):
         Epoch 0 is the state after the Gaussian initialisation.
     seeds_ : pandas.DataFrame
         One row per seed: ``seed``, ``random_seed``, ``converged``,
-        ``entropy``, ``entropy_se``, ``epoch``, ``n_iter``, ``wall_time``,
+        ``entropy``, ``entropy_se``, ``epoch``, ``n_iter``, ``n_simulations``
+        (statistic evaluations: training and test samples), ``wall_time``,
         ``failed``, ``message``, ``traceback``, ``jit_compile``. A failed
         seed (its statistic raised, the loss became non-finite, its worker
         process was killed) says why in ``message`` and, for exceptions,
@@ -266,6 +275,7 @@ class EPIEstimator(BaseEstimator):
         verbose: int = 0,
         callbacks=None,
         checkpoint=None,
+        max_time=None,
     ):
         self.statistic = statistic
         self.bounds = bounds
@@ -283,6 +293,7 @@ class EPIEstimator(BaseEstimator):
         self.verbose = verbose
         self.callbacks = callbacks
         self.checkpoint = checkpoint
+        self.max_time = max_time
 
     # ------------------------------------------------------------------ fit
     def fit(self, mu, sigma2=None):
@@ -342,6 +353,8 @@ class EPIEstimator(BaseEstimator):
             description = _checkpoint.describe(self, prop, seeds, _statistic_key(self.statistic))
             spec.checkpoint = str(_checkpoint.open_run(self.checkpoint, description))
         start = time.perf_counter()
+        if self.max_time is not None:
+            spec.deadline = time.time() + float(self.max_time)
         with _sigterm_as_interrupt():
             results, interrupted = run_seeds(spec, seeds, self.n_jobs)
         self._store(results, spec, support, interrupted)
@@ -417,6 +430,13 @@ class EPIEstimator(BaseEstimator):
             raise ValueError(f"alpha must be in (0, 1); got {self.alpha!r}")
         if self.n_test is not None:
             _check_int(self.n_test, "n_test", 2)
+        if self.max_time is not None:
+            if not isinstance(self.max_time, Real) or isinstance(self.max_time, bool):
+                raise TypeError(
+                    f"max_time must be a number of seconds; got {type(self.max_time).__name__}"
+                )
+            if not self.max_time > 0:
+                raise ValueError(f"max_time must be > 0 seconds; got {self.max_time!r}")
         if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
             raise TypeError(
                 "checkpoint must be a directory path (str or os.PathLike); got "
@@ -648,6 +668,7 @@ class EPIEstimator(BaseEstimator):
 
     def __setstate__(self, state):
         state.setdefault("checkpoint", None)  # saved before checkpoints existed
+        state.setdefault("max_time", None)
         if isinstance(state.get("statistic"), persistence.PackedStatistic):
             state["statistic"] = unpack_statistic(state["statistic"])
         if "_support" in state and "bounds_" not in state:  # saved by version 0.1.0

@@ -53,6 +53,7 @@ class SeedSpec:
     memory: object = None
     callbacks: tuple = ()
     checkpoint: str | None = None
+    deadline: float | None = None
 
 
 @dataclass
@@ -105,6 +106,7 @@ class SeedResult:
     interrupted: bool = False
     traceback: str = ""
     statistic_range: np.ndarray | None = None
+    n_simulations: int = 0
 
 
 def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
@@ -150,7 +152,10 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     rows, epochs, progress = [], [], {"iteration": 0}
     outcome = {"failed": False, "interrupted": False, "message": "", "traceback": ""}
     key = trainer = None
+    epoch_seconds = 0.0
     try:
+        if _out_of_time(spec, epoch_seconds):
+            raise _OutOfTime("max_time reached before this seed started")
         if saved is None:
             key, trainer = initialise(spec, seed)
             rng = np.random.default_rng(seed)
@@ -161,6 +166,9 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
             rows, epochs, progress["iteration"] = saved["rows"], saved["epochs"], saved["iteration"]
             start -= saved["wall_time"]
         for epoch in range(len(epochs), al.max_epochs + 1):
+            if _out_of_time(spec, epoch_seconds):
+                raise _OutOfTime(f"stopped by max_time after epoch {epoch - 1}")
+            epoch_start = time.perf_counter()
             rows += train_epoch(trainer, spec, seed_index, epoch, progress, callbacks)
             record = test_epoch(trainer, spec, seed_index, epoch, progress["iteration"], start)
             update_multipliers(trainer, record, epochs[-1], al, rng)
@@ -170,6 +178,11 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
             stop = [callback.on_epoch_end(record) for callback in callbacks]
             if any(stop) or (record.converged and al.stop_early):
                 break
+            epoch_seconds = time.perf_counter() - epoch_start
+    except _OutOfTime as exc:
+        # Like an interrupt: the epochs done are kept, and a checkpointed
+        # seed is not marked finished, so the next fit goes on.
+        outcome.update(interrupted=True, message=str(exc))
     except NonFinite as exc:
         outcome.update(failed=True, message=str(exc))
     except Exception as exc:
@@ -200,9 +213,27 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
         jit_compile=spec.jit_compile if trainer is None else trainer.jit_compile,
         **outcome,
     )
+    # Statistic evaluations: every training sample and every test sample
+    # (epoch 0's included), what simulation-based peers count.
+    result.n_simulations = progress["iteration"] * al.batch_size + len(epochs) * (
+        spec.n_test * spec.n_test_batches
+    )
     if spec.checkpoint is not None and not result.interrupted:
         _checkpoint.save_seed(spec.checkpoint, seed_index, {"finished": True, "result": result})
     return result
+
+
+class _OutOfTime(Exception):
+    """The fit's ``max_time`` would be passed by the next epoch."""
+
+
+def _out_of_time(spec, epoch_seconds) -> bool:
+    """Whether an epoch as long as the last one would end after the fit's deadline."""
+    return spec.deadline is not None and _clock() + epoch_seconds > spec.deadline
+
+
+#: The clock of ``SeedSpec.deadline`` (wall time: it holds across processes).
+_clock = time.time
 
 
 def save_state(spec, seed_index, trainer, rng, rows, epochs, progress, start) -> None:

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 
 import numpy as np
@@ -143,3 +144,40 @@ def test_checkpoint_must_be_a_directory_path(tmp_path):
     with pytest.raises(ValueError, match="checkpoint must be a directory"):
         quick(tmp_path / "file").fit([0.5], [1.0])
     assert not os.path.exists(tmp_path / "run.json")
+
+
+def test_max_time_stops_between_epochs_and_a_checkpointed_fit_goes_on(tmp_path, monkeypatch):
+    from sklearn_epi import optimize
+
+    # The clock jumps past the budget when epoch 2 ends: the seed must not
+    # start epoch 3, and the next fit on the checkpoint must finish the job.
+    ahead = [0.0]
+    monkeypatch.setattr(optimize, "_clock", lambda: time.time() + ahead[0])
+
+    def jump_after_epoch_2(record):
+        if record.epoch == 2:
+            ahead[0] = 1e6
+
+    plain = fit_quietly(quick(None, al_params__max_epochs=4))
+    est = quick(tmp_path, al_params__max_epochs=4, max_time=3600, callbacks=[jump_after_epoch_2])
+    with pytest.warns(UserWarning, match="seed 0: stopped by max_time after epoch 2"):
+        est.fit([0.5], [1.0])
+    assert est.history_["epoch"].max() == 2 and not load_seed(tmp_path, 0)["finished"]
+    ahead[0] = 0.0
+    resumed = fit_quietly(quick(tmp_path, al_params__max_epochs=4, max_time=3600))
+    pd.testing.assert_frame_equal(resumed.history_, plain.history_)
+
+
+def test_seeds_count_their_statistic_evaluations():
+    est = fit_quietly(quick(None, n_test=50))
+    # 2 epochs of 50 steps of 100 samples, and 3 tests (epochs 0-2) of 200 x 50.
+    assert est.seeds_.loc[0, "n_simulations"] == 2 * 50 * 100 + 3 * 200 * 50
+
+
+@pytest.mark.parametrize(
+    "max_time, error, match",
+    [("10", TypeError, "max_time must be a number"), (0, ValueError, "max_time must be > 0")],
+)
+def test_max_time_must_be_positive_seconds(max_time, error, match):
+    with pytest.raises(error, match=match):
+        quick(None, max_time=max_time).fit([0.5], [1.0])
