@@ -95,8 +95,15 @@ class FittedFunctions:
     def __init__(self, flow):
         self.flow = flow
         self.dtype = flow.dtype
-        self.sample = tf.function(flow.sample_and_log_prob)
-        self.log_prob = tf.function(flow.log_prob)
+        # One trace for every sample size and batch of points: a traced
+        # function per size made repeated queries retrace (TensorFlow warns).
+        self.sample = tf.function(
+            flow.sample_and_log_prob,
+            input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32)],
+        )
+        self.log_prob = tf.function(
+            flow.log_prob, input_signature=[tf.TensorSpec([None, flow.dim], flow.dtype)]
+        )
 
         def gradient(z):
             with tf.GradientTape() as tape:

@@ -54,3 +54,21 @@ def test_filter_drops_start_up_notices_and_keeps_other_lines(capfd):
         )
         os.write(2, b"and its second line\n")
     assert capfd.readouterr().err == "E0000 something.cc:1] a real error\nand its second line\n"
+
+
+def test_queries_of_any_size_trace_once():
+    # A traced function per sample size made repeated queries retrace, and
+    # TensorFlow warned "triggered tf.function retracing" in normal use.
+    import numpy as np
+
+    from sklearn_epi import ALParams, EPIEstimator
+
+    al = ALParams(c0=1.0, num_iters=20, max_epochs=1, init_iters=10, batch_size=100)
+    est = EPIEstimator(lambda z: z, [[-np.inf, np.inf]] * 2, al_params=al, random_state=0)
+    est.fit([0.0, 0.0], [1.0, 1.0])
+    for n in (1, 7, 100, 1000, 3, 20_000):
+        assert est.sample(n, random_state=n).shape == (n, 2)
+        assert est.score_samples(np.zeros((n, 2))).shape == (n,)
+    fns = est._fitted_flow()
+    assert fns.sample.experimental_get_tracing_count() == 1
+    assert fns.log_prob.experimental_get_tracing_count() == 1
