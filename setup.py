@@ -27,6 +27,7 @@ setup(
         "joblib>=1.4",
         "cloudpickle>=2.2",  # saved fits keep statistics defined in scripts and notebooks
         "tqdm>=4.60",
+        "tomli>=2; python_version < '3.11'",  # the command line's TOML configurations
     ],
     extras_require={
         "test": [
@@ -40,7 +41,12 @@ setup(
         ],
         "doc": ["sphinx>=7", "sphinx-gallery>=0.15", "numpydoc>=1.6", "pydata-sphinx-theme>=0.15"],
     },
-    entry_points={"console_scripts": ["sklearn-epi-demo=sklearn_epi.__main__:main"]},
+    entry_points={
+        "console_scripts": [
+            "sklearn-epi-demo=sklearn_epi.__main__:main",
+            "sklearn-epi=sklearn_epi.cli:main",
+        ]
+    },
     classifiers=[
         "Programming Language :: Python :: 3",
         "Intended Audience :: Science/Research",

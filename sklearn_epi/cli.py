@@ -1,0 +1,299 @@
+"""``sklearn-epi``: EPI fits as batch jobs, from a TOML configuration.
+
+``sklearn-epi fit run.toml`` fits the configured model and property, with a
+checkpoint in the output directory, so that the same command run again after
+a kill or a job's time limit continues where the fit stopped. The output
+directory then holds the fitted estimator (``fit.joblib``, for
+:func:`sklearn_epi.load`), ``history.csv``, ``seeds.csv``, ``result.json``,
+the figures (history, pairplot, predictive check) and ``report.html``, a
+self-contained page (figures embedded) to open from a cluster's file
+browser. ``sklearn-epi report <directory>`` rebuilds figures and report from
+``fit.joblib``.
+
+A configuration::
+
+    [model]
+    statistic = "lds_eigenvalues"    # in sklearn_epi.circuits, or "package.module:function"
+    # arguments = {N = 10}           # call the statistic with these to build it (a factory)
+    bounds = "LDS_BOUNDS"            # a name as above, or {a11 = [-10, 10], ...}
+
+    [property]
+    mu = {real = 0.0, imag = 6.2832}   # or a list, or a name as above
+    sigma2 = {real = 0.0625, imag = 0.3948}
+
+    [flow]        # RealNVP's parameters; type = "MAF" for a MAF
+    num_units = 50
+
+    [al_params]   # ALParams's parameters
+    max_epochs = 25
+
+    [fit]         # other EPIEstimator parameters
+    n_seeds = 2
+    random_state = 0
+    max_time = 12600   # seconds: stop before an epoch that would overrun
+
+    [output]
+    directory = "runs/lds"
+
+Exit codes: 0 the property holds (converged); 1 the fit ended without
+converging, or every seed failed; 2 a bad command line or configuration;
+75 (``EX_TEMPFAIL``) stopped early by ``max_time`` or ``SIGTERM``: run the
+same command again to continue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import importlib
+import io
+import json
+import shutil
+import sys
+import warnings
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+EXIT_CONVERGED, EXIT_NOT_CONVERGED, EXIT_CONFIG, EXIT_AGAIN = 0, 1, 2, 75
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot describe a fit; the message names the key."""
+
+
+def _load_config(path) -> dict:
+    """Read and check a TOML configuration; raise :class:`ConfigError` naming what is wrong."""
+    try:
+        with open(path, "rb") as f:
+            config = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    known = {"model", "property", "flow", "al_params", "fit", "output"}
+    unknown = set(config) - known
+    if unknown:
+        raise ConfigError(f"unknown section(s) {sorted(unknown)}; known: {sorted(known)}")
+    for section, key in (("model", "statistic"), ("model", "bounds"), ("property", "mu")):
+        if key not in config.get(section, {}):
+            raise ConfigError(f"[{section}] {key} is required")
+    return config
+
+
+def _resolve(reference, what):
+    """A name in :mod:`sklearn_epi.circuits`, or ``"package.module:attribute"``."""
+    if not isinstance(reference, str):
+        return reference
+    module_name, _, attribute = reference.rpartition(":")
+    try:
+        module = importlib.import_module(module_name or "sklearn_epi.circuits")
+        return getattr(module, attribute)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(
+            f"{what} = {reference!r}: not a name in sklearn_epi.circuits nor an importable "
+            f"'module:attribute' ({exc})"
+        ) from exc
+
+
+def _build_estimator(config, directory):
+    """The :class:`~sklearn_epi.EPIEstimator` and the ``(mu, sigma2)`` a configuration describes."""
+    from . import MAF, ALParams, EPIEstimator, RealNVP
+
+    model, prop = config["model"], config["property"]
+    statistic = _resolve(model["statistic"], "[model] statistic")
+    if "arguments" in model:
+        statistic = statistic(**model["arguments"])
+    flow_params = dict(config.get("flow", {}))
+    flow_type = {"realnvp": RealNVP, "maf": MAF}.get(
+        str(flow_params.pop("type", "RealNVP")).lower()
+    )
+    if flow_type is None:
+        raise ConfigError("[flow] type must be 'RealNVP' or 'MAF'")
+    fit = dict(config.get("fit", {}))
+    for reserved in ("statistic", "bounds", "flow", "al_params", "checkpoint", "callbacks"):
+        if reserved in fit:
+            raise ConfigError(f"[fit] {reserved} is set elsewhere in the configuration")
+    try:
+        est = EPIEstimator(
+            statistic,
+            _resolve(model["bounds"], "[model] bounds"),
+            flow=flow_type(**flow_params),
+            al_params=ALParams(**config.get("al_params", {})),
+            checkpoint=str(Path(directory) / "checkpoint"),
+            **fit,
+        )
+    except TypeError as exc:  # an unknown parameter name
+        raise ConfigError(f"{exc}") from exc
+    mu = _resolve(prop["mu"], "[property] mu")
+    sigma2 = _resolve(prop["sigma2"], "[property] sigma2") if "sigma2" in prop else None
+    return est, mu, sigma2
+
+
+def _fit_command(config_path, directory=None, max_time=None) -> int:
+    """``sklearn-epi fit``: fit, then write the estimator, tables, figures and report."""
+    config = _load_config(config_path)
+    directory = Path(directory or config.get("output", {}).get("directory", "epi_run"))
+    if max_time is not None:
+        config.setdefault("fit", {})["max_time"] = max_time
+    est, mu, sigma2 = _build_estimator(config, directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(config_path, directory / "config.toml")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            est.fit(mu, sigma2)
+        except KeyboardInterrupt:
+            print("stopped before any epoch finished; run the same command again", file=sys.stderr)
+            return EXIT_AGAIN
+        except RuntimeError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_AGAIN if "max_time" in str(exc) else EXIT_NOT_CONVERGED
+    for warning in caught:
+        print(f"{warning.category.__name__}: {warning.message}", file=sys.stderr)
+    unfinished = est.seeds_["message"].str.contains("interrupted|max_time|skipped").any()
+    status = (
+        EXIT_AGAIN if unfinished else (EXIT_CONVERGED if est.converged_ else EXIT_NOT_CONVERGED)
+    )
+    _write_outputs(est, directory, status)
+    print(
+        f"{directory}: converged={est.converged_} entropy={est.entropy_:.3f} "
+        f"(seed {est.best_seed_}, epoch {est.epoch_})"
+        + ("; not finished: run the same command again" if status == EXIT_AGAIN else "")
+    )
+    return status
+
+
+def _write_outputs(est, directory, status) -> None:
+    """The fit's files in ``directory``: estimator, tables, result, figures and report."""
+    directory = Path(directory)
+    est.save(directory / "fit.joblib")
+    est.history_.to_csv(directory / "history.csv", index=False)
+    est.seeds_.to_csv(directory / "seeds.csv", index=False)
+    result = {
+        "status": {EXIT_CONVERGED: "converged", EXIT_AGAIN: "unfinished"}.get(
+            status, "not converged"
+        ),
+        "converged": bool(est.converged_),
+        "entropy": float(est.entropy_),
+        "entropy_se": float(est.entropy_se_),
+        "best_seed": int(est.best_seed_),
+        "epoch": int(est.epoch_),
+        "fit_time": float(est.fit_time_),
+        "pvalues": dict(zip(est.constraint_names_, map(float, est.pvalues_))),
+    }
+    (directory / "result.json").write_text(json.dumps(result, indent=2))
+    _write_report(est, directory, result)
+
+
+def _figures(est) -> dict:
+    """The report's figures as PNG bytes: history, pairplot and, with the statistic, predictive."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .plotting import pairplot, plot_history, plot_predictive
+
+    made = {}
+    drawings = {"history": plot_history, "pairplot": pairplot}
+    if est.statistic is not None:
+        drawings["predictive"] = plot_predictive
+    for name, draw in drawings.items():
+        fig, _ = draw(est)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        made[name] = buffer.getvalue()
+    return made
+
+
+def _write_report(est, directory, result) -> None:
+    """``figures/*.png`` and ``report.html`` (figures embedded, nothing fetched)."""
+    directory = Path(directory)
+    (directory / "figures").mkdir(exist_ok=True)
+    images = []
+    for name, png in _figures(est).items():
+        (directory / "figures" / f"{name}.png").write_bytes(png)
+        encoded = base64.b64encode(png).decode()
+        images.append(f'<h2>{name}</h2><img alt="{name}" src="data:image/png;base64,{encoded}">')
+    config = directory / "config.toml"
+    summary = {k: v for k, v in result.items() if k != "pvalues"}
+    page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>EPI fit: {html.escape(directory.name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}
+img{{max-width:100%}}</style></head><body>
+<h1>EPI fit: {html.escape(directory.name)}</h1>
+<h2>Result</h2>{_table(summary)}
+<h2>Convergence test p-values</h2>{_table(result["pvalues"])}
+<h2>Seeds</h2>{est.seeds_.drop(columns="traceback").to_html(index=False)}
+{"".join(images)}
+<h2>Configuration</h2><pre>{html.escape(config.read_text()) if config.exists() else ""}</pre>
+</body></html>
+"""
+    (directory / "report.html").write_text(page)
+
+
+def _table(mapping) -> str:
+    rows = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in mapping.items()
+    )
+    return f"<table>{rows}</table>"
+
+
+def _report_command(directory) -> int:
+    """``sklearn-epi report``: rebuild figures and report from ``fit.joblib``."""
+    from . import load
+
+    directory = Path(directory)
+    if not (directory / "fit.joblib").exists():
+        raise ConfigError(f"{directory} holds no fit.joblib; run 'sklearn-epi fit' first")
+    result = json.loads((directory / "result.json").read_text())
+    _write_report(load(directory / "fit.joblib"), directory, result)
+    print(f"wrote {directory / 'report.html'}")
+    return EXIT_CONVERGED
+
+
+def main(argv=None) -> int:
+    """Run the ``sklearn-epi`` command.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name; ``None`` reads ``sys.argv``.
+
+    Returns
+    -------
+    int
+        The exit code: 0 converged, 1 not converged (or every seed failed),
+        2 a bad command line or configuration, 75 stopped early by
+        ``max_time`` or ``SIGTERM`` (run the same command again).
+    """
+    parser = argparse.ArgumentParser(
+        prog="sklearn-epi", description="Emergent property inference as a batch job."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    fit = commands.add_parser("fit", help="fit (or continue fitting) a configured run")
+    fit.add_argument("config", help="TOML configuration")
+    fit.add_argument("--out", help="output directory (default: [output] directory)")
+    fit.add_argument("--max-time", type=float, help="seconds; overrides [fit] max_time")
+    report = commands.add_parser("report", help="rebuild a run's figures and report.html")
+    report.add_argument("directory")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "fit":
+            return _fit_command(args.config, args.out, args.max_time)
+        return _report_command(args.directory)
+    except (ConfigError, ValueError, TypeError) as exc:
+        print(f"sklearn-epi: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+
+
+if __name__ == "__main__":
+    sys.exit(main())

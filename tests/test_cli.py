@@ -1,0 +1,78 @@
+"""The sklearn-epi command line: a configured fit end to end, its outputs, its errors."""
+
+import json
+import re
+
+import pytest
+
+from sklearn_epi import load
+from sklearn_epi.cli import EXIT_CONFIG, EXIT_CONVERGED, EXIT_NOT_CONVERGED, main
+
+CONFIG = """
+[model]
+statistic = "lds_eigenvalues"
+bounds = "LDS_BOUNDS"
+
+[property]
+mu = {real = 0.0, imag = 6.2832}
+sigma2 = {real = 0.0625, imag = 0.3948}
+
+[flow]
+num_units = 16
+
+[al_params]
+num_iters = 50
+max_epochs = 2
+init_iters = 20
+batch_size = 100
+
+[fit]
+random_state = 0
+n_test = 50
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_fit_writes_estimator_tables_figures_and_a_self_contained_report(tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["fit", write(tmp_path, CONFIG), "--out", str(out)])
+    assert code in (EXIT_CONVERGED, EXIT_NOT_CONVERGED)
+    result = json.loads((out / "result.json").read_text())
+    assert result["converged"] == (code == EXIT_CONVERGED)
+    est = load(out / "fit.joblib")
+    assert est.entropy_ == result["entropy"] and list(est.param_names_)[:2] == ["a11", "a12"]
+    assert (out / "history.csv").read_text().startswith("seed,epoch,iteration,phase")
+    assert {p.name for p in (out / "figures").iterdir()} == {
+        "history.png",
+        "pairplot.png",
+        "predictive.png",
+    }
+    page = (out / "report.html").read_text()
+    assert len(re.findall(r'<img alt="\w+" src="data:image/png;base64,', page)) == 3
+    assert "http" not in page  # nothing fetched: it opens offline
+    # The same command again reads the finished seeds from the checkpoint.
+    assert main(["fit", write(tmp_path, CONFIG), "--out", str(out)]) == code
+    assert json.loads((out / "result.json").read_text())["entropy"] == result["entropy"]
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == EXIT_CONVERGED and (out / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("mu = {real", "nu = {real"), r"\[property\] mu is required"),
+        (('"lds_eigenvalues"', '"lds_eigen"'), r"statistic = 'lds_eigen': not a name"),
+        (("num_units = 16", "num_unit = 16"), "num_unit"),
+        (("[fit]", "[fitting]"), r"unknown section\(s\) \['fitting'\]"),
+    ],
+    ids=["missing mu", "unknown statistic", "unknown flow parameter", "unknown section"],
+)
+def test_configuration_errors_exit_2_naming_the_key(tmp_path, capsys, change, message):
+    code = main(["fit", write(tmp_path, CONFIG.replace(*change)), "--out", str(tmp_path)])
+    assert code == EXIT_CONFIG
+    assert re.search(message, capsys.readouterr().err)
