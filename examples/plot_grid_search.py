@@ -50,6 +50,8 @@ with warnings.catch_warnings():
     # Candidates that miss the property warn; the table below reports them.
     warnings.simplefilter("ignore", ConvergenceWarning)
     warnings.filterwarnings("ignore", message="One or more of the test scores are non-finite")
+    # scikit-learn also takes the spread of those -inf scores (inf - inf).
+    warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
     search = GridSearchCV(est, grid, cv=property_cv(mu)).fit(mu, sigma2)
 
 assert search.best_estimator_.converged_
@@ -61,7 +63,10 @@ print("best:", search.best_params_, f"entropy {search.best_score_:.3f} nats")
 # ``cv_results_`` holds one row per candidate. A score of :math:`-\infty`
 # means the property did not hold on fresh samples; among those that hold
 # it, a higher entropy is better (the analytic optimum here is
-# :math:`\tfrac12 \sum_i \log 2\pi e \sigma_i^2`).
+# :math:`\tfrac12 \sum_i \log 2\pi e \sigma_i^2`). A converged entropy
+# may sit slightly above the optimum: the convergence test accepts variances
+# within its tolerance of the targets, and a slightly wider distribution has
+# more entropy.
 results = pd.DataFrame(search.cv_results_)
 table = pd.DataFrame(
     {

@@ -62,7 +62,7 @@ print(f"|cos(v1, trace direction)| = {abs(eigenvectors[:, 0] @ trace):.2f}")
 # curvature: sensitive directions are short, robust ones long. In the
 # :math:`a_{11}`-:math:`a_{22}` panel, :math:`v_1` points across the band
 # :math:`a_{11} + a_{22} \approx 0`.
-fig, axes = pairplot(est, n_samples=2000, points=mode, hessian_at=mode)
+fig, axes = pairplot(est, n_samples=2000, points=mode, points_label="mode", hessian_at=mode)
 plt.show()
 
 # %%

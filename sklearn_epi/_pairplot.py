@@ -27,6 +27,7 @@ def pairplot(
     n_samples: int = 1000,
     color="log_prob",
     points=None,
+    points_label: str = "marked point",
     hessian_at=None,
     labels=None,
     limits=None,
@@ -55,13 +56,16 @@ def pairplot(
         draws all points alike.
     points : array-like of shape (k, D) or (D,), default=None
         Points to mark (e.g. a mode), as black crosses and dashed diagonal lines.
+    points_label : str, default="marked point"
+        Legend entry of the crosses (e.g. ``"mode"``).
     hessian_at : array-like of shape (D,), default=None
         Draw the Hessian eigenvectors of :math:`\log q` at this point
         (usually a mode) as arrows, projected onto each panel. Arrow ``k``
         has length proportional to :math:`1/\sqrt{|\lambda_k|}` (the
         standard deviation along :math:`v_k` for a Gaussian), so sensitive
         directions are short; the longest arrow spans a quarter of the
-        narrowest axis range.
+        narrowest axis range, and none is drawn shorter than an eighth of
+        that (the legend gives each :math:`\lambda_k`).
     labels : list of str, default=None
         Axis labels; ``None`` uses ``est.param_names_``.
     limits : array-like of shape (D, 2), default=None
@@ -110,6 +114,7 @@ def pairplot(
         labels=names if labels is None else labels,
         limits=limits,
         points=points,
+        points_label=points_label,
         fig=fig,
         axes=axes,
         colorbar_label=colorbar_label,
@@ -127,6 +132,7 @@ def pairplot_samples(
     labels=None,
     limits=None,
     points=None,
+    points_label: str = "marked point",
     fig=None,
     axes=None,
     colorbar_label="",
@@ -159,6 +165,8 @@ def pairplot_samples(
         5 %), and, when drawing into ``axes``, what they already show.
     points : array-like of shape (k, D) or (D,), default=None
         Points to mark (e.g. a mode), as black crosses and dashed diagonal lines.
+    points_label : str, default="marked point"
+        Legend entry of the crosses (e.g. ``"mode"``).
     fig : matplotlib.figure.Figure, default=None
         Figure in which to create the axes; ignored when ``axes`` is given.
     axes : array-like of Axes of shape (D, D), default=None
@@ -242,7 +250,7 @@ def pairplot_samples(
             _label_corner(ax, i, j, D, labels)
 
     if points is not None:
-        _mark_points(axes, points, D)
+        _mark_points(axes, points, D, points_label)
     if values is not None and scatter is not None:
         cax = axes[0, -1].inset_axes([0.78, 0.1, 0.07, 0.8])
         fig.colorbar(scatter, cax=cax, label=colorbar_label)
@@ -342,7 +350,12 @@ def _label_corner(ax, i, j, D, labels):
         ax.tick_params(labelleft=False)
 
 
-def _mark_points(axes, points, D):
+def _mark_points(axes, points, D, label):
+    """Crosses and dashed lines at ``points``, with a legend entry in the upper triangle."""
+    handle = Line2D([], [], marker="x", color="k", ms=8, mew=2, ls="none", label=label)
+    axes[0, 0]._sklearn_epi_points = [handle]
+    if D > 1:
+        axes[0, 1].legend(handles=[handle], loc="upper left", fontsize="small", frameon=False)
     for i in range(D):
         for j in range(i + 1):
             ax = axes[i, j]
@@ -360,7 +373,10 @@ def _hessian_arrows(est, axes, z, D, limits):
     # spans a quarter of the narrowest axis so that every panel shows it.
     span = np.min(limits[:, 1] - limits[:, 0])
     lengths *= 0.25 * span / lengths.max()
-    handles = []
+    # The most sensitive directions would shrink to dots: none is drawn
+    # shorter than an eighth of the longest (the legend gives lambda).
+    lengths = np.maximum(lengths, 0.25 * span / 8)
+    handles = list(getattr(axes[0, 0], "_sklearn_epi_points", []))
     for k in range(D):
         color = _EIGEN_COLORS[k % len(_EIGEN_COLORS)]
         v = lengths[k] * eigenvectors[:, k]

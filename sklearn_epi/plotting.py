@@ -26,7 +26,7 @@ def plot_history(est, axes=None):
     r"""Augmented Lagrangian optimisation trace of every seed.
 
     Panels, in order: the entropy :math:`H(q)`; the cost
-    :math:`L = -H + \eta^\top R + \frac{c}{2}\|R\|^2` (paper, Eq. 21); the
+    :math:`L = -H + \eta^\top R + \frac{c}{2}\|R / s\|^2` (paper, Eq. 21); the
     penalty :math:`c` (log axis); the smallest convergence-test p-value of
     each epoch with the Bonferroni level :math:`\alpha / m` (the epoch
     converged when the curve is above the line; values below :math:`10^{-6}`
@@ -96,7 +96,17 @@ def plot_history(est, axes=None):
     ax_p.axhline(level, color="k", lw=0.8, ls="--")
     ax_c.set_yscale("log")
     ax_p.set_yscale("log")
-    ax_p.set_ylim(_P_FLOOR / 2, 2.0)
+    ax_p.set_ylim(_P_FLOOR / 20, 2.0)  # room below the floor for its note
+    ax_p.text(
+        0.98,
+        0.02,
+        f"p = 0 drawn at {_P_FLOOR:g}",
+        transform=ax_p.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize="x-small",
+        color="0.35",
+    )
 
     best = test[(test["seed"] == est.best_seed_) & (test["epoch"] == est.epoch_)]
     if len(best):
@@ -179,7 +189,16 @@ def plot_predictive(est, n_samples: int = 1000, axes=None, random_state=0):
     ]
     if est.sigma2_ is not None:
         handles.insert(1, Line2D([], [], color="k", lw=1, ls="--", label=r"target $\pm 2$ sd"))
-    axes[0].legend(handles=handles, fontsize="small", loc="upper left")
+    # Above the panels, not on a histogram.
+    axes[0].legend(
+        handles=handles,
+        fontsize="small",
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.02),
+        ncol=len(handles),
+        frameon=False,
+        borderaxespad=0.0,
+    )
     return fig, axes
 
 
