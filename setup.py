@@ -38,8 +38,15 @@ setup(
             "sphinx-gallery>=0.15",
             "numpydoc>=1.6",
             "pydata-sphinx-theme>=0.15",
+            "sphinx-mathjax-offline>=0.0.2",
         ],
-        "doc": ["sphinx>=7", "sphinx-gallery>=0.15", "numpydoc>=1.6", "pydata-sphinx-theme>=0.15"],
+        "doc": [
+            "sphinx>=7",
+            "sphinx-gallery>=0.15",
+            "numpydoc>=1.6",
+            "pydata-sphinx-theme>=0.15",
+            "sphinx-mathjax-offline>=0.0.2",
+        ],
     },
     entry_points={
         "console_scripts": [

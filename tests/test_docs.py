@@ -30,3 +30,8 @@ def test_sphinx_build_succeeds_with_warnings_as_errors(tmp_path):
     assert (tmp_path / "index.html").exists()
     assert (tmp_path / "auto_examples" / "plot_oscillating_lds.html").exists()
     assert (tmp_path / "generated" / "sklearn_epi.analysis.find_mode.html").exists()
+    # The maths renders offline: MathJax and its fonts ship with the site.
+    page = (tmp_path / "user_guide.html").read_text()
+    assert 'src="_static/mathjax/tex-chtml.js' in page and "cdn.jsdelivr" not in page
+    fonts = tmp_path / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2"
+    assert (fonts / "MathJax_Main-Regular.woff").exists()
