@@ -1,7 +1,7 @@
 """What checkpointing every epoch costs a fit (goal: under 2% of its wall time).
 
 A fit with ``checkpoint=<directory>`` writes each seed's state after every
-epoch (:func:`sklearn_epi.optimize.save_state`). Two whole fits, with and
+epoch (``sklearn_epi._checkpoint.save_seed``). Two whole fits, with and
 without, differ by less than their run-to-run noise on a shared machine, so
 this section times the writes themselves inside one checkpointed fit: the
 ratio is the writes' total time over the fit's wall time, on the paper's

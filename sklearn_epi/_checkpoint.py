@@ -23,8 +23,10 @@ import tempfile
 import warnings
 from pathlib import Path
 
+from ._validation import _resolve_al_params
+
 #: Estimator parameters that do not change a fit's result.
-NOT_SETTINGS = ("checkpoint", "n_jobs", "verbose", "callbacks", "memory", "max_time")
+NOT_SETTINGS = ("checkpoint", "n_jobs", "verbose", "callbacks", "memory", "max_time", "warm_start")
 
 #: Bumped when the content of a seed's checkpoint changes.
 FORMAT = 1
@@ -47,8 +49,11 @@ def describe(estimator, prop, seeds, statistic_key) -> dict:
     params = {
         name: repr(value)
         for name, value in sorted(estimator.get_params(deep=False).items())
-        if name not in NOT_SETTINGS and name != "statistic"
+        if name not in NOT_SETTINGS and name not in ("statistic", "al_params")
     }
+    # max_epochs may grow: a seed that ended for want of epochs goes on.
+    al = _resolve_al_params(estimator.al_params).get_params()
+    params.update({f"al_params.{k}": repr(v) for k, v in sorted(al.items()) if k != "max_epochs"})
     return {
         "format": FORMAT,
         "sklearn_epi": __version__,
@@ -60,6 +65,18 @@ def describe(estimator, prop, seeds, statistic_key) -> dict:
         "constraints": list(prop.constraint_names),
         "seeds": [int(s) for s in seeds],
     }
+
+
+def differences(held: dict, description: dict) -> list:
+    """The settings in which two run descriptions differ (versions aside)."""
+    params = held.get("params", {})
+    return [
+        f"params.{k}"
+        for k in sorted(set(params) | set(description["params"]))
+        if params.get(k) != description["params"].get(k)
+    ] + [
+        k for k in ("format", "statistic", "mu", "sigma2", "seeds") if held.get(k) != description[k]
+    ]
 
 
 def open_run(directory, description: dict) -> Path:
@@ -80,16 +97,7 @@ def open_run(directory, description: dict) -> Path:
             held = json.loads(run_file.read_text())
         except (OSError, ValueError) as exc:
             raise ValueError(f"checkpoint: cannot read {run_file} ({exc})") from exc
-        params = held.get("params", {})
-        differ = [
-            f"params.{k}"
-            for k in sorted(set(params) | set(description["params"]))
-            if params.get(k) != description["params"].get(k)
-        ] + [
-            k
-            for k in ("format", "statistic", "mu", "sigma2", "seeds")
-            if held.get(k) != description[k]
-        ]
+        differ = differences(held, description)
         if differ:
             raise ValueError(
                 f"checkpoint directory {path} holds a fit with other settings "

@@ -172,6 +172,15 @@ class EPIEstimator(BaseEstimator):
         epochs done are kept, later seeds are skipped, a ``UserWarning`` says
         so) and, with ``checkpoint``, the next ``fit`` goes on from there.
         ``None``: no limit.
+    warm_start : bool, default=False
+        Keep each seed's final state (its weights, multipliers, random-stream
+        position, epochs so far; a few MB, pickled with the fit), so that the
+        next ``fit`` continues: seeds that ended at ``max_epochs`` go on for
+        the epochs a raised ``al_params.max_epochs`` allows, interrupted
+        seeds from their last epoch, and the result is the one a single fit
+        of that many epochs gives. Other changed settings raise a
+        ``ValueError``; ``random_state`` must be fixed. A checkpoint
+        directory does the same across processes.
 
     Notes
     -----
@@ -276,6 +285,7 @@ class EPIEstimator(BaseEstimator):
         callbacks=None,
         checkpoint=None,
         max_time=None,
+        warm_start=False,
     ):
         self.statistic = statistic
         self.bounds = bounds
@@ -294,6 +304,7 @@ class EPIEstimator(BaseEstimator):
         self.callbacks = callbacks
         self.checkpoint = checkpoint
         self.max_time = max_time
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ fit
     def fit(self, mu, sigma2=None):
@@ -349,18 +360,41 @@ class EPIEstimator(BaseEstimator):
             memory=None if self.memory is None else check_memory(self.memory),
             callbacks=tuple(self.callbacks or ()),
         )
-        if self.checkpoint is not None:
+        if self.checkpoint is not None or self.warm_start:
             description = _checkpoint.describe(self, prop, seeds, _statistic_key(self.statistic))
+        if self.checkpoint is not None:
             spec.checkpoint = str(_checkpoint.open_run(self.checkpoint, description))
+        if self.warm_start:
+            spec.keep_state = True
+            spec.warm_states = self._warm_states(description)
         start = time.perf_counter()
         if self.max_time is not None:
             spec.deadline = time.time() + float(self.max_time)
         with _sigterm_as_interrupt():
             results, interrupted = run_seeds(spec, seeds, self.n_jobs)
         self._store(results, spec, support, interrupted)
+        if self.warm_start:
+            self._warm_start_ = {
+                "description": description,
+                "states": {r.seed_index: r.final_state for r in results if r.final_state},
+            }
         self.fit_time_ = time.perf_counter() - start
         self._score_seed = int(rng.randint(0, 2**31 - 1))
         return self
+
+    def _warm_states(self, description):
+        """The seeds' states of the last fit to continue from, if its settings match."""
+        held = getattr(self, "_warm_start_", None)
+        if held is None:
+            return None  # a first fit: a cold start, as in scikit-learn
+        differ = _checkpoint.differences(held["description"], description)
+        if differ:
+            raise ValueError(
+                f"warm_start: the fitted estimator had other settings (differing: "
+                f"{', '.join(differ)}); only al_params.max_epochs may change, or set "
+                "warm_start=False"
+            )
+        return held["states"]
 
     def get_params(self, deep=True):
         """Parameters of the estimator; with ``deep``, the nested ``flow__*`` and ``al_params__*``.
@@ -669,6 +703,7 @@ class EPIEstimator(BaseEstimator):
     def __setstate__(self, state):
         state.setdefault("checkpoint", None)  # saved before checkpoints existed
         state.setdefault("max_time", None)
+        state.setdefault("warm_start", False)
         if isinstance(state.get("statistic"), persistence.PackedStatistic):
             state["statistic"] = unpack_statistic(state["statistic"])
         if "_support" in state and "bounds_" not in state:  # saved by version 0.1.0

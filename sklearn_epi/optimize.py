@@ -54,6 +54,8 @@ class SeedSpec:
     callbacks: tuple = ()
     checkpoint: str | None = None
     deadline: float | None = None
+    warm_states: dict | None = None
+    keep_state: bool = False
 
 
 @dataclass
@@ -107,6 +109,7 @@ class SeedResult:
     traceback: str = ""
     statistic_range: np.ndarray | None = None
     n_simulations: int = 0
+    final_state: dict | None = field(default=None, repr=False)
 
 
 def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
@@ -124,7 +127,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     epoch is still returned; Ctrl-C ends it early with the epochs done so far.
 
     With ``spec.checkpoint`` (a directory) the seed's state is written after
-    every epoch (:func:`save_state`) and its result when it ends; a later
+    every epoch (:func:`_state`) and its result when it ends; a later
     call continues from the last finished epoch (:func:`resume`) exactly as
     an uninterrupted fit would, or returns the result of a seed that ended.
 
@@ -143,16 +146,18 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     start = time.perf_counter()
     al, names = spec.al, spec.prop.constraint_names
     _limit_threads(spec.threads)
-    saved = None if spec.checkpoint is None else _checkpoint.load_seed(spec.checkpoint, seed_index)
+    saved = _saved_state(spec, seed_index)
     if saved is not None and saved["finished"]:
-        return saved["result"]  # finished (or failed) before: the same result again
+        if not _can_continue(saved, al):
+            return saved["result"]  # ended before: the same result again
+        saved = saved["state"]  # ended at a smaller max_epochs: go on
     callbacks = _seed_callbacks(spec)
     for callback in callbacks:
         callback.on_seed_start(seed_index, al.max_epochs * al.num_iters)
     rows, epochs, progress = [], [], {"iteration": 0}
     outcome = {"failed": False, "interrupted": False, "message": "", "traceback": ""}
     key = trainer = None
-    epoch_seconds = 0.0
+    epoch_seconds, ended_by, state = 0.0, "max_epochs", None
     try:
         if _out_of_time(spec, epoch_seconds):
             raise _OutOfTime("max_time reached before this seed started")
@@ -163,7 +168,8 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
             calibrate(trainer, spec, epochs[0])
         else:
             key, trainer, rng = resume(spec, seed, saved)
-            rows, epochs, progress["iteration"] = saved["rows"], saved["epochs"], saved["iteration"]
+            rows, epochs = list(saved["rows"]), list(saved["epochs"])
+            progress["iteration"] = saved["iteration"]
             start -= saved["wall_time"]
         for epoch in range(len(epochs), al.max_epochs + 1):
             if _out_of_time(spec, epoch_seconds):
@@ -173,10 +179,12 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
             record = test_epoch(trainer, spec, seed_index, epoch, progress["iteration"], start)
             update_multipliers(trainer, record, epochs[-1], al, rng)
             epochs.append(record)
+            state = _state(trainer, rng, rows, epochs, progress, start)
             if spec.checkpoint is not None:
-                save_state(spec, seed_index, trainer, rng, rows, epochs, progress, start)
+                _checkpoint.save_seed(spec.checkpoint, seed_index, state)
             stop = [callback.on_epoch_end(record) for callback in callbacks]
             if any(stop) or (record.converged and al.stop_early):
+                ended_by = "stop"
                 break
             epoch_seconds = time.perf_counter() - epoch_start
     except _OutOfTime as exc:
@@ -184,11 +192,13 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
         # seed is not marked finished, so the next fit goes on.
         outcome.update(interrupted=True, message=str(exc))
     except NonFinite as exc:
+        ended_by = "failed"
         outcome.update(failed=True, message=str(exc))
     except Exception as exc:
         # A statistic that raises (a rare solver failure, a bug) fails this
         # seed only: its finished epochs and the other seeds are kept.
         where = f"raised in epoch {len(epochs)}, iteration {progress['iteration']}"
+        ended_by = "failed"
         outcome.update(
             failed=True,
             message=f"{_reporting.root_cause(exc)} ({where})",
@@ -218,9 +228,40 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     result.n_simulations = progress["iteration"] * al.batch_size + len(epochs) * (
         spec.n_test * spec.n_test_batches
     )
-    if spec.checkpoint is not None and not result.interrupted:
-        _checkpoint.save_seed(spec.checkpoint, seed_index, {"finished": True, "result": result})
+    if state is None and saved is not None:
+        state = saved  # no epoch finished in this call
+    # What a later call needs: to go on (interrupted, or more epochs), or to
+    # return this result again.
+    final = (
+        dict(state, finished=False)
+        if result.interrupted
+        else {"finished": True, "ended_by": ended_by, "state": state, "result": result}
+    )
+    keep = state is not None or not result.interrupted
+    if spec.checkpoint is not None and keep:
+        _checkpoint.save_seed(spec.checkpoint, seed_index, final)
+    if spec.keep_state and keep:
+        result.final_state = final
     return result
+
+
+def _saved_state(spec, seed_index):
+    """A seed's state from an earlier call: its checkpoint, or the estimator's warm start."""
+    if spec.checkpoint is not None:
+        return _checkpoint.load_seed(spec.checkpoint, seed_index)
+    if spec.warm_states is not None:
+        return spec.warm_states.get(seed_index)
+    return None
+
+
+def _can_continue(saved, al) -> bool:
+    """Whether a seed that ended did so only for want of epochs that ``al`` now allows."""
+    state = saved.get("state")
+    return (
+        saved.get("ended_by") == "max_epochs"
+        and state is not None
+        and state["epochs"][-1].epoch < al.max_epochs
+    )
 
 
 class _OutOfTime(Exception):
@@ -236,9 +277,9 @@ def _out_of_time(spec, epoch_seconds) -> bool:
 _clock = time.time
 
 
-def save_state(spec, seed_index, trainer, rng, rows, epochs, progress, start) -> None:
-    """Checkpoint a seed after an epoch: what :func:`resume` needs to go on exactly as before."""
-    state = {
+def _state(trainer, rng, rows, epochs, progress, start) -> dict:
+    """A seed's state after an epoch: what :func:`resume` needs to go on exactly as before."""
+    return {
         "finished": False,
         "weights": trainer.flow.get_weights(),
         "step": int(trainer.step.numpy()),
@@ -246,12 +287,11 @@ def save_state(spec, seed_index, trainer, rng, rows, epochs, progress, start) ->
         "c": trainer.c.numpy(),
         "scale": trainer.scale.numpy(),
         "rng": rng.bit_generator.state,
-        "rows": rows,
-        "epochs": epochs,
+        "rows": list(rows),
+        "epochs": list(epochs),
         "iteration": progress["iteration"],
         "wall_time": time.perf_counter() - start,
     }
-    _checkpoint.save_seed(spec.checkpoint, seed_index, state)
 
 
 def _seed_result(seed, seed_index, chosen, failed, interrupted, message, **fields):
@@ -320,7 +360,7 @@ def initialise(spec: SeedSpec, seed: int):
 
 
 def resume(spec: SeedSpec, seed: int, saved: dict):
-    """Ready the AL trainer where a checkpoint (:func:`save_state`) left the seed.
+    """Ready the AL trainer where a checkpoint (:func:`_state`) left the seed.
 
     Returns
     -------

@@ -181,3 +181,22 @@ def test_seeds_count_their_statistic_evaluations():
 def test_max_time_must_be_positive_seconds(max_time, error, match):
     with pytest.raises(error, match=match):
         quick(None, max_time=max_time).fit([0.5], [1.0])
+
+
+def test_warm_start_continues_for_more_epochs_as_one_longer_fit():
+    longer = fit_quietly(quick(None, al_params__max_epochs=4))
+    est = fit_quietly(quick(None, warm_start=True))  # 2 epochs
+    assert est.history_["epoch"].max() == 2
+    est.set_params(al_params__max_epochs=4)
+    fit_quietly(est)
+    pd.testing.assert_frame_equal(est.history_, longer.history_)
+    assert (est.epoch_, est.entropy_) == (longer.epoch_, longer.entropy_)
+    with pytest.raises(ValueError, match=r"warm_start: .*differing: params.alpha"):
+        est.set_params(alpha=0.01).fit([0.5], [1.0])
+
+
+def test_a_raised_max_epochs_continues_a_checkpointed_run(tmp_path):
+    longer = fit_quietly(quick(None, al_params__max_epochs=4))
+    fit_quietly(quick(tmp_path))  # 2 epochs, ended for want of epochs
+    resumed = fit_quietly(quick(tmp_path, al_params__max_epochs=4))
+    pd.testing.assert_frame_equal(resumed.history_, longer.history_)
