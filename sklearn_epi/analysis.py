@@ -108,7 +108,8 @@ def find_mode(
     >>> from sklearn_epi import ALParams, EPIEstimator
     >>> from sklearn_epi.analysis import find_mode
     >>> est = EPIEstimator(lambda z: z, [[-np.inf, np.inf]] * 2, random_state=0,
-    ...     al_params=ALParams(num_iters=200, max_epochs=3, init_iters=200))
+    ...     al_params=ALParams(c0=1.0, beta=4.0, num_iters=200, max_epochs=4,
+    ...                        init_iters=200, batch_size=500))
     >>> est = est.fit(mu=[1.0, -1.0], sigma2=[0.25, 0.25])  # doctest: +SKIP
     >>> find_mode(est, fixed={"z1": -1.0}).round(1)  # doctest: +SKIP
     array([ 1., -1.])

@@ -259,7 +259,8 @@ class EPIEstimator(BaseEstimator):
     >>> from sklearn_epi import EPIEstimator, ALParams
     >>> est = EPIEstimator(
     ...     statistic=lambda z: z, bounds=[[-np.inf, np.inf]],
-    ...     al_params=ALParams(num_iters=200, max_epochs=3, init_iters=100),
+    ...     al_params=ALParams(c0=1.0, beta=4.0, num_iters=200, max_epochs=4,
+    ...                        init_iters=100, batch_size=500),
     ...     random_state=0)
     >>> est = est.fit(mu=[1.0], sigma2=[0.25])
     >>> est.sample(3, random_state=0).shape
