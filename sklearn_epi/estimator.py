@@ -163,8 +163,9 @@ class EPIEstimator(BaseEstimator):
         finished epoch and ends as an uninterrupted fit would; seeds that had
         ended (converged, failed or at ``max_epochs``) are not fitted again.
         Other settings in an existing directory raise a ``ValueError``;
-        ``n_jobs``, ``verbose``, ``callbacks``, ``memory`` and ``max_time``
-        may change.
+        ``n_jobs``, ``verbose``, ``callbacks``, ``memory``, ``max_time`` and
+        ``al_params.max_epochs`` may change (a seed that ended for want of
+        epochs goes on).
     max_time : float, default=None
         Wall-clock budget of the fit in seconds, for a batch job's time
         limit. A seed does not start an epoch that, as long as its last one,
