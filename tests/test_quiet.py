@@ -72,3 +72,30 @@ def test_queries_of_any_size_trace_once():
     fns = est._fitted_flow()
     assert fns.sample.experimental_get_tracing_count() == 1
     assert fns.log_prob.experimental_get_tracing_count() == 1
+
+
+def test_many_fitted_estimators_in_one_session_do_not_look_like_retracing():
+    # Each fitted estimator traces its own queries once; as bound methods of
+    # one class they counted as one function retraced, and TensorFlow warned
+    # after five estimators (a grid search, a benchmark loop).
+    import logging
+
+    import tensorflow as tf
+
+    from sklearn_epi import RealNVP
+    from sklearn_epi._queries import FittedFunctions
+    from sklearn_epi.support import parse_bounds
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    try:
+        for _ in range(7):
+            flow = RealNVP(num_units=4).build(parse_bounds([[0.0, 1.0]] * 2), seed=0)
+            fns = FittedFunctions(flow)
+            fns.sample(10, tf.constant([0, 1], tf.int32))
+            fns.log_prob(tf.constant([[0.5, 0.5]], flow.dtype))
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [r for r in records if "retracing" in r.getMessage()]
