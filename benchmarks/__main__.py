@@ -29,9 +29,8 @@ import csv
 import os
 import platform
 import time
+from importlib import metadata
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 SECTIONS = (
     "throughput",
@@ -70,13 +69,13 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    import tensorflow as tf
-
+    # sklearn_epi starts TensorFlow itself, without its start-up notices.
     import sklearn_epi
 
     return (
         f"{os.cpu_count()} cores, {cpu}; Python {platform.python_version()}, "
-        f"TF {tf.__version__}, sklearn_epi {getattr(sklearn_epi, '__version__', '?')}"
+        f"TF {metadata.version('tensorflow')}, "
+        f"sklearn_epi {getattr(sklearn_epi, '__version__', '?')}"
     )
 
 

@@ -11,15 +11,11 @@ learning rate 1e-3, its ``c0`` now in the targets' units).
 
 from __future__ import annotations
 
-import os
+from dataclasses import dataclass, replace
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-from dataclasses import dataclass, replace  # noqa: E402
-
-from sklearn_epi import ALParams, RealNVP  # noqa: E402
-from sklearn_epi._property import EmergentProperty  # noqa: E402
-from sklearn_epi.circuits import (  # noqa: E402
+from sklearn_epi import ALParams, RealNVP
+from sklearn_epi._property import EmergentProperty
+from sklearn_epi.circuits import (
     LDS_BOUNDS,
     LDS_MU,
     LDS_SIGMA2,
@@ -29,8 +25,8 @@ from sklearn_epi.circuits import (  # noqa: E402
     rnn_bounds,
     rnn_stable_amplification,
 )
-from sklearn_epi.optimize import SeedSpec  # noqa: E402
-from sklearn_epi.support import parse_bounds  # noqa: E402
+from sklearn_epi.optimize import SeedSpec
+from sklearn_epi.support import parse_bounds
 
 #: Paper's distance criterion: ||E_q[f] - mu||_2 below this (Methods,
 #: "Methodological comparison").
