@@ -135,7 +135,7 @@ class ALParams(BaseEstimator):
             raise ValueError(f"al_params.gamma must be in (0, 1); got {self.gamma!r}")
         if self.lr_schedule not in ("cosine", "constant"):
             raise ValueError(
-                "al_params.lr_schedule must be 'cosine' or 'constant'; got " f"{self.lr_schedule!r}"
+                f"al_params.lr_schedule must be 'cosine' or 'constant'; got {self.lr_schedule!r}"
             )
         count("batch_size", self.batch_size, 2)
         if self.batch_size % 2:

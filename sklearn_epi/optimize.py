@@ -233,7 +233,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     # What a later call needs: to go on (interrupted, or more epochs), or to
     # return this result again.
     final = (
-        dict(state, finished=False)
+        state  # not finished: the next call resumes it
         if result.interrupted
         else {"finished": True, "ended_by": ended_by, "state": state, "result": result}
     )
