@@ -19,6 +19,7 @@ import tensorflow as tf
 from sklearn import get_config
 from sklearn.utils import gen_batches
 
+from ._quiet import start_xla
 from ._validation import user_stacklevel
 
 __all__ = ["FittedFunctions", "evaluate", "row_chunks", "check_points"]
@@ -111,6 +112,7 @@ class FittedFunctions:
     """Compiled queries of a fitted flow (kept out of pickles)."""
 
     def __init__(self, flow):
+        start_xla()
         self.flow = flow
         self.dtype = flow.dtype
 

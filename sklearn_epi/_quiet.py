@@ -8,11 +8,15 @@ cuDNN factory", "failed call to cuInit", absl's notice about messages before
 reads as a broken install. They are written once per process, when TensorFlow
 is imported, when it first looks for devices and when XLA first compiles.
 
-:func:`start_tensorflow` does those three things at once, with the process's
-stderr (file descriptor 2, which C++ writes to) sent to a temporary file, then
-writes back every line that is not one of the known start-up notices. Real
-errors still show. A user who sets ``TF_CPP_MIN_LOG_LEVEL`` before importing
-the package takes control of the logs and nothing is filtered.
+:func:`start_tensorflow` (at import) imports TensorFlow and looks for devices,
+and :func:`start_xla` (before a fit's or a query's first compilation)
+compiles a trivial function, each with the process's stderr (file descriptor
+2, which C++ writes to) sent to a temporary file; then every line that is
+not one of the known start-up notices is written back. Real errors still
+show. XLA starts late on purpose: its first compilation initialises
+TensorFlow's runtime, after which a worker can no longer cap its thread
+pools. A user who sets ``TF_CPP_MIN_LOG_LEVEL`` before importing the package
+takes control of the logs and nothing is filtered.
 """
 
 from __future__ import annotations
@@ -73,18 +77,29 @@ def filtered_stderr(drop: re.Pattern):
                 os.write(2, "".join(kept).encode())
 
 
+#: Whether this process filters the notices, and whether XLA has started.
+_state = {"filter": False, "xla": False}
+
+
 def start_tensorflow() -> None:
-    """Import TensorFlow, find its devices and compile once with XLA, dropping the notices."""
+    """Import TensorFlow and find its devices, dropping the start-up notices."""
     if "TF_CPP_MIN_LOG_LEVEL" in os.environ:  # the user's choice: leave the logs alone
         return
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # TensorFlow's own info lines (oneDNN, CPU flags)
+    _state["filter"] = True
     with filtered_stderr(notices()):
-        _start()
+        import tensorflow as tf
+        import tensorflow_probability  # noqa: F401  (registers its own plugins)
+
+        tf.config.list_physical_devices()
 
 
-def _start() -> None:
+def start_xla() -> None:
+    """Compile once with XLA, dropping its start-up notices (once per process; cheap after)."""
+    if _state["xla"] or not _state["filter"]:
+        return
+    _state["xla"] = True
     import tensorflow as tf
-    import tensorflow_probability  # noqa: F401  (registers its own plugins)
 
-    tf.config.list_physical_devices()
-    tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(0.0))
+    with filtered_stderr(notices()):
+        tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(0.0))

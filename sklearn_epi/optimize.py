@@ -25,6 +25,7 @@ from sklearn.base import BaseEstimator
 from . import _checkpoint, _reporting
 from ._al_params import ALParams
 from ._property import EmergentProperty
+from ._quiet import start_xla
 from ._train import NonFinite, checkin, checkout
 from .convergence import entropy_estimate, penalty_should_grow, select_best
 from .support import Support
@@ -146,6 +147,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     start = time.perf_counter()
     al, names = spec.al, spec.prop.constraint_names
     _limit_threads(spec.threads)
+    start_xla()  # after the thread caps: XLA's first compilation fixes the pools
     saved = _saved_state(spec, seed_index)
     if saved is not None and saved["finished"]:
         if not _can_continue(saved, al):

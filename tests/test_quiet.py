@@ -33,6 +33,18 @@ def test_import_and_a_compiled_fit_print_only_our_own_output():
     assert done.stderr == ""
 
 
+def test_importing_leaves_the_thread_pools_to_the_worker():
+    # A worker caps TensorFlow's pools (n_jobs > 1) after importing the
+    # package; a quiet start that compiled at import fixed them first.
+    done = run_python(
+        "import sklearn_epi, tensorflow as tf\n"
+        "tf.config.threading.set_intra_op_parallelism_threads(1)\n"
+        "print(tf.config.threading.get_intra_op_parallelism_threads())"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+
+
 def test_a_user_who_sets_the_log_level_sees_tensorflow_s_own_logs():
     done = run_python(
         "import sklearn_epi, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
