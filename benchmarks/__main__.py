@@ -16,6 +16,9 @@ Sections (``--sections``, default all):
   optimisation setting and seed.
 * ``checkpoint``: the share of a fit's wall time spent writing its
   per-epoch checkpoints, on the oscillator and the RNN at N = 50.
+* ``simulators``: one training iteration with the V1 and SC statistics
+  (noisy networks simulated over time), today's against the ``tf.scan``
+  implementations they replaced, XLA and plain graph, and a floor estimate.
 * ``peers``: sbi's NPE on the same criterion, when sbi is importable.
 
 ``--quick`` shrinks every section (fewer problems, iterations, seeds) so the
@@ -40,6 +43,7 @@ SECTIONS = (
     "optimisations",
     "maxent",
     "checkpoint",
+    "simulators",
     "peers",
 )
 COLUMNS = (
@@ -111,6 +115,10 @@ def _run_section(name, args):
         from . import checkpoint
 
         return checkpoint.run(args.quick)
+    if name == "simulators":
+        from . import simulators
+
+        return simulators.run(args.quick)
     if name == "peers":
         from . import peers
 

@@ -114,11 +114,17 @@ def _live_display() -> bool:
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
+#: What a seed's progress shows until its first training steps have run.
+STARTING = "initialising and compiling the training step"
+
+
 class ProgressReport(EpochCallback):
     """``verbose >= 1``: a live tqdm bar per seed, or one stderr line per epoch in a log file.
 
     The bar counts iterations and shows the entropy and the largest
-    violation; it ends at 100 % also when the seed stops early.
+    violation; it ends at 100 % also when the seed stops early. Until the
+    first steps have run it says that the seed is initialising and
+    compiling, and its rate and time left leave that time out.
     """
 
     def __init__(self, constraint_names):
@@ -127,6 +133,7 @@ class ProgressReport(EpochCallback):
 
     def on_seed_start(self, seed_index, total_iterations):
         self.seed_index, self.total, self.start = seed_index, total_iterations, time.perf_counter()
+        self.started = False
         if _live_display():
             from tqdm.auto import tqdm
 
@@ -136,9 +143,19 @@ class ProgressReport(EpochCallback):
                 leave=True,
                 position=seed_index if os.getpid() != _PARENT_PID else None,
             )
+            # Until the first chunk: the Gaussian initialisation, tracing and
+            # compiling, which can take a minute for a long simulation.
+            self.bar.set_postfix_str(STARTING)
+        else:
+            print(f"EPI seed {seed_index}: {STARTING}", file=sys.stderr, flush=True)
 
     def on_chunk(self, seed_index, epoch, iteration, row):
         if self.bar is not None:
+            if not self.started:
+                # The rate and time left count from here, not from the start,
+                # which included compiling.
+                self.bar.reset()
+                self.started = True
             self.bar.update(iteration - self.bar.n)
             max_r = max(abs(row[f"R_{k}"]) for k in self.names)
             self.bar.set_postfix(H=f"{row['H']:.3f}", maxR=f"{max_r:.3g}")

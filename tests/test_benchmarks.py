@@ -21,7 +21,14 @@ def test_quick_benchmark_suite_runs_and_writes_its_table(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = pd.read_csv(out)
-    sections = {"throughput", "time to property", "queries", "parallel", "optimisations"}
+    sections = {
+        "throughput",
+        "time to property",
+        "queries",
+        "parallel",
+        "optimisations",
+        "simulators",
+    }
     assert set(table["section"]) >= sections
     throughput = table[table["section"] == "throughput"]
     assert (throughput["value"] > 0).all() and (throughput["baseline"] > 0).all()

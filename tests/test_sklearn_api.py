@@ -3,6 +3,7 @@
 import pickle
 import subprocess
 import sys
+import time
 import warnings
 
 import joblib
@@ -13,7 +14,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
 
-from sklearn_epi import ALParams, EPIEstimator, RealNVP
+from sklearn_epi import ALParams, EPIEstimator, RealNVP, _reporting
 from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues
 from sklearn_epi.model_selection import property_cv
 
@@ -183,6 +184,21 @@ def test_verbose_two_shows_a_progress_bar_and_one_line_per_epoch(capsys):
     assert len(epoch_lines) == QUICK.max_epochs
     assert "p: mean_f0=" in epoch_lines[0] and "converged=" in epoch_lines[0]
     assert "EPI seed 0" in captured.err and f"{2 * QUICK.num_iters}/" in captured.err
+    # In a log file the seed says first that it is initialising and compiling.
+    assert captured.err.splitlines()[0] == f"EPI seed 0: {_reporting.STARTING}"
+
+
+def test_progress_bar_leaves_compile_time_out_of_its_rate(monkeypatch):
+    monkeypatch.setattr(_reporting, "_live_display", lambda: True)
+    report = _reporting.ProgressReport(["mean_f0"])
+    report.on_seed_start(0, 1000)
+    assert _reporting.STARTING in str(report.bar)
+    time.sleep(0.3)  # "compiling"
+    before_first_chunk = report.bar._time()
+    report.on_chunk(0, 1, 100, {"H": 1.0, "R_mean_f0": 0.5})
+    assert report.bar.n == 100 and report.bar.start_t >= before_first_chunk
+    assert _reporting.STARTING not in str(report.bar)
+    report.on_seed_end(0, 100)
 
 
 def test_memory_caches_the_gaussian_initialisation(tmp_path):

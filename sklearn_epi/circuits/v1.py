@@ -37,7 +37,8 @@ from numbers import Integral, Real
 import numpy as np
 import tensorflow as tf
 
-from ._random import split_seed, standard_normal, standard_uniform
+from ..simulate import euler_maruyama
+from ._random import split_seed, standard_uniform
 
 __all__ = [
     "V1ExcitatoryVariability",
@@ -104,6 +105,48 @@ def _check_z(z):
     return z
 
 
+def _global_seed():
+    return tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
+
+
+def _initial_rates(z, n_trials, seed):
+    """x(0) ~ U[10, 25] Hz, shape (n, n_trials, 4), from the first half of ``seed``."""
+    low, high = _X0_RANGE
+    u = standard_uniform(tf.stack([tf.shape(z)[0], n_trials, 4]), z.dtype, split_seed(seed)[0])
+    return low + (high - low) * u
+
+
+def _run(z, n_trials, contrast, x0, noise, seed, observe, initial):
+    """Euler-Maruyama steps of Eq. 68-70 from ``x0``; see :func:`v1_simulate`."""
+    z = _check_z(z)
+    _check_options(n_trials, contrast)
+    dtype = z.dtype
+    if seed is None and (x0 is None or noise is None):
+        seed = _global_seed()
+    x0 = _initial_rates(z, n_trials, seed) if x0 is None else tf.cast(x0, dtype)
+    W_T = tf.constant(V1_W.T, dtype)
+    h = tf.constant(V1_H_B + contrast * V1_H_C, dtype)
+    # OU input noise: d eps = -eps / tau_n dt + sqrt(2 / tau_n) sigma_tilde dB.
+    sigma_tilde = z[:, None, :] * np.sqrt(1.0 + _TAU / _TAU_NOISE)
+
+    def drift(k, state):
+        x, eps = state
+        drive = tf.nn.relu(tf.tensordot(x, W_T, 1) + h + eps)
+        return (tf.square(drive) - x) / _TAU, -eps / _TAU_NOISE
+
+    return euler_maruyama(
+        drift,
+        (x0, tf.zeros_like(x0)),
+        _T,
+        _DT,
+        (None, sigma_tilde * np.sqrt(2.0 / _TAU_NOISE)),
+        seed=None if seed is None else split_seed(seed)[1],
+        noise=None if noise is None else (None, noise),
+        observe=observe,
+        initial=initial,
+    )
+
+
 def v1_simulate(z, n_trials: int = 100, contrast: float = 0.0, x0=None, noise=None, seed=None):
     """Euler-Maruyama simulation of the stochastic V1 network (Eq. 68-70).
 
@@ -118,10 +161,11 @@ def v1_simulate(z, n_trials: int = 100, contrast: float = 0.0, x0=None, noise=No
     x0 : tf.Tensor or array of shape (n, n_trials, 4), default=None
         Initial rates in Hz; ``None`` draws them from U[10, 25].
     noise : tf.Tensor or array of shape (T, n, n_trials, 4), default=None
-        Standard-normal increments of the OU noise; ``None`` draws them.
+        Standard-normal increments of the OU noise; ``None`` draws them
+        (:func:`~sklearn_epi.simulate.gaussian_noise`).
     seed : tf.Tensor of shape (2,), default=None
         Stateless seed of the draws of ``x0`` and ``noise`` left as None;
-        ``None`` uses TensorFlow's global generator.
+        ``None`` takes one from TensorFlow's global generator.
 
     Returns
     -------
@@ -130,30 +174,16 @@ def v1_simulate(z, n_trials: int = 100, contrast: float = 0.0, x0=None, noise=No
     """
     z = _check_z(z)
     _check_options(n_trials, contrast)
-    dtype = z.dtype
-    n = tf.shape(z)[0]
-    seeds = [None, None] if seed is None else tf.unstack(split_seed(seed))
-    if x0 is None:
-        low, high = _X0_RANGE
-        u = standard_uniform(tf.stack([n, n_trials, 4]), dtype, seeds[0])
-        x0 = low + (high - low) * u
-    if noise is None:
-        noise = standard_normal(tf.stack([_T, n, n_trials, 4]), dtype, seeds[1])
-    x0, noise = tf.cast(x0, dtype), tf.cast(noise, dtype)
-    W = tf.constant(V1_W, dtype)
-    h = tf.constant(V1_H_B + contrast * V1_H_C, dtype)
-    sigma_tilde = z[:, None, :] * np.sqrt(1.0 + _TAU / _TAU_NOISE)
-    kick = sigma_tilde * np.sqrt(2.0 * _DT / _TAU_NOISE)
+    if seed is None and (x0 is None or noise is None):
+        seed = _global_seed()
+    x0 = _initial_rates(z, n_trials, seed) if x0 is None else tf.cast(x0, z.dtype)
 
-    def step(state, xi):
-        x, eps = state
-        drive = tf.nn.relu(tf.linalg.matvec(W, x) + h + eps)
-        x = x + (_DT / _TAU) * (-x + tf.square(drive))
-        eps = eps - (_DT / _TAU_NOISE) * eps + kick * xi
-        return x, eps
+    def record(k, state, path):
+        return path.write(k, state[0])
 
-    xs, _ = tf.scan(step, noise, initializer=(x0, tf.zeros_like(x0)))
-    return tf.concat([x0[None], xs], axis=0)
+    path = tf.TensorArray(z.dtype, size=_T + 1)
+    _, path = _run(z, n_trials, contrast, x0, noise, seed, record, path.write(0, x0))
+    return path.stack()
 
 
 class V1ExcitatoryVariability:
@@ -165,10 +195,25 @@ class V1ExcitatoryVariability:
         self.contrast = float(contrast)
 
     def __call__(self, z, x0=None, noise=None, seed=None):
-        x = v1_simulate(z, self.n_trials, self.contrast, x0, noise, seed)
         start = int(round(_T_SS / _DT))
-        x_e = x[start:, :, :, 0]  # (samples, n, trials)
-        var = tf.reduce_mean(tf.square(x_e - tf.reduce_mean(x_e, axis=0)), axis=0)
+
+        def moments(k, state, acc):
+            # Sums of x_E - x_E(t_ss) over the window: shifting by a value
+            # inside the window keeps the variance free of cancellation.
+            shift, total, squares = acc
+            x_e = state[0][..., 0]
+            shift = tf.where(k == start, x_e, shift)
+            inside = tf.cast(k >= start, x_e.dtype)
+            d = (x_e - shift) * inside
+            return shift, total + d, squares + d * d
+
+        zeros = tf.zeros(tf.stack([tf.shape(z)[0], self.n_trials]), _check_z(z).dtype)
+        _, (_, total, squares) = _run(
+            z, self.n_trials, self.contrast, x0, noise, seed, moments, (zeros, zeros, zeros)
+        )
+        count = float(_T - start + 1)
+        mean = total / count
+        var = tf.maximum(squares / count - tf.square(mean), 0.0)
         # The tiny offset keeps the gradient of sqrt finite at zero variance.
         s_e = tf.sqrt(var + tf.constant(1e-12, var.dtype))
         return tf.reduce_mean(s_e, axis=1)[:, None]
