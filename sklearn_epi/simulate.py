@@ -68,7 +68,7 @@ def gaussian_noise(shape, seed, dtype=tf.float32):
     --------
     >>> import numpy as np
     >>> from sklearn_epi.simulate import gaussian_noise
-    >>> x = gaussian_noise((1000, 100), seed=[1, 2]).numpy()
+    >>> x = gaussian_noise((1000, 1000), seed=[1, 2]).numpy()
     >>> round(float(x.mean()), 2), round(float(x.var()), 2)
     (0.0, 1.0)
     """
