@@ -69,8 +69,8 @@ def gaussian_noise(shape, seed, dtype=tf.float32):
     >>> import numpy as np
     >>> from sklearn_epi.simulate import gaussian_noise
     >>> x = gaussian_noise((1000, 1000), seed=[1, 2]).numpy()
-    >>> round(float(x.mean()), 2), round(float(x.var()), 2)
-    (0.0, 1.0)
+    >>> abs(float(x.mean())) < 0.01, round(float(x.var()), 2)
+    (True, 1.0)
     """
     dtype = tf.as_dtype(dtype)
     if not dtype.is_floating:
