@@ -8,6 +8,10 @@ import tensorflow as tf
 
 from sklearn_epi.circuits import (
     SC_EIGENMODES,
+    STG_NEURONS,
+    V1_H_B,
+    V1_H_C,
+    V1_W,
     hub_frequency,
     rnn_bounds,
     rnn_param_names,
@@ -178,6 +182,16 @@ def test_stg_hub_frequency_lies_between_the_fast_and_slow_rhythms_and_has_gradie
     assert np.all(np.isfinite(grad))
 
 
+def test_stg_fast_and_slow_neurons_spike_at_the_two_rhythms_the_paper_names():
+    # Figure 1B's parameters; the paper names the rhythms ".35Hz" and ".68Hz".
+    v = stg_simulate(tf.constant([[4.5, 3.0]], tf.float64), seed=tf.constant([0, 1])).numpy()
+    freq = {n: float(hub_frequency(tf.constant(v[:, :, i]))[0]) for i, n in enumerate(STG_NEURONS)}
+    for fast in ("f1", "f2"):
+        assert freq[fast] == pytest.approx(0.68, abs=0.02)
+    for slow in ("s1", "s2"):
+        assert freq[slow] == pytest.approx(0.35, abs=0.03)
+
+
 @pytest.mark.parametrize(
     "kwargs, error, name",
     [
@@ -314,6 +328,29 @@ def test_v1_excitatory_variability_matches_numpy(contrast):
     f = v1_excitatory_variability(n_trials=3, contrast=contrast)
     out = f(tf.constant(z), x0, noise).numpy()[:, 0]
     np.testing.assert_allclose(out, _v1_reference(z, x0, noise, contrast), rtol=1e-7)
+
+
+def test_v1_constants_are_the_fitted_model_on_a_100_fold_rate_scale():
+    # Eq. 71-73, the model fitted on the original scale, as printed.
+    W_fit = np.array(
+        [
+            [2.18, -1.19, -0.594, -0.229],
+            [1.66, -0.651, -0.680, -0.242],
+            [0.895, -5.22e-3, -1.51e-4, -0.761],
+            [3.34, -2.31, -0.254, -2.52e-4],
+        ]
+    )
+    h_b_fit, h_c_fit = np.array([0.416, 0.429, 0.491, 0.486]), np.array([0.359, 0.403, 0, 0])
+    np.testing.assert_allclose(V1_W, W_fit / 10, rtol=1e-12)  # Eq. 74
+    np.testing.assert_allclose(V1_H_C, 10 * h_c_fit, rtol=1e-12)  # Eq. 76
+    np.testing.assert_allclose(V1_H_B, 10 * h_b_fit, rtol=1e-12)  # Eq. 75, derived
+    x_fit = np.full(4, 0.15)
+    for _ in range(20_000):  # the fitted model's steady state at contrast 0
+        x_fit = x_fit + 0.01 * (-x_fit + np.maximum(W_fit @ x_fit + h_b_fit, 0) ** 2)
+    x = v1_simulate(np.zeros((1, 4)), n_trials=3).numpy()[-1, 0]  # noise-free, 100 ms
+    np.testing.assert_allclose(x, np.tile(100 * x_fit, (3, 1)), rtol=1e-3)
+    np.testing.assert_allclose(x[0], [19.2, 19.4, 11.6, 42.2], atol=0.05)
+    assert 10 <= x[0, 0] <= 25 and 10 <= x[0, 1] <= 25  # inside the paper's x(0) range
 
 
 def test_v1_noise_free_network_settles_without_variability():

@@ -41,6 +41,23 @@ with :math:`\beta_\psi = 100`. The emergent property of intermediate hub
 frequency (Eq. 2-3, 59-61) is :math:`\mathbb{E}[\omega_{hub}] = 0.55` Hz,
 :math:`\mathrm{Var}[\omega_{hub}] = 0.025^2` Hz² on the support
 :math:`[4, 8] \times [0.01, 4]` nS.
+
+.. rubric:: Where every constant comes from
+
+* Printed in the paper (Methods, "STG model", "Hub frequency calculation"):
+  :math:`C_m`, every reversal potential, :math:`g_{leak}`, the per-type
+  :math:`g_{Ca}, g_K, g_h`, :math:`v_1 \ldots v_9`, :math:`v_{th}`, the noise
+  level, ``dt``, ``T``, the frequency basis, the 20-sample window and
+  discarded transient, :math:`\beta_\psi`, the support and the property.
+* From the authors' public model code (not printed): :math:`g_{synB} = 5`
+  nS, :math:`\phi_N = 2 \times 10^{-3}` /ms, the form of :math:`\tau_h`
+  (Eq. 54 lost its signs in the published text) and the initial state of
+  every neuron (``_V0``, ``_N0``, ``_H0``).
+* Checked (``tests/test_circuits.py``): at :math:`g_{el} = 4.5` nS,
+  :math:`g_{synA} = 3` nS (Figure 1B) the fast neurons spike at 0.68 Hz and
+  the slow ones at 0.33-0.35 Hz, the two rhythms the paper names (".35Hz"
+  and ".68Hz", with the labels fast and slow the other way round there;
+  0.68 Hz is the fast one here as in Gutierrez et al.).
 """
 
 from __future__ import annotations

@@ -28,6 +28,24 @@ averaged over 100 trials. The parameters are the input noise levels
 the emergent properties (Eq. 7, 78-80) are
 :math:`\mathbb{E}[s_E] = 5` Hz (or 10 Hz) with :math:`\mathrm{Var}[s_E] = 1`
 Hz².
+.. rubric:: Where every constant comes from
+
+* Printed in the paper (Methods, "Primary visual cortex"): :math:`W` (Eq.
+  74), :math:`\mathbf{h}_c` (Eq. 76), :math:`\phi`, :math:`\tau = 1` ms and
+  :math:`\tau_{noise} = 5` ms (Eq. 68-69), the noise parameterisation (Eq.
+  70), ``dt = 0.5`` ms, ``T = 200``, :math:`t_{ss} = 75` ms and the initial
+  rates U[10, 25] Hz (text after Eq. 76); the support and batch in "EPI
+  details for the V1 model"; the properties in Eq. 7.
+* Derived: :math:`\mathbf{h}_b`. Eq. 75 is blank in the published text. The
+  paper maps the fitted model (Eq. 71-73) to rates 100 times larger; for
+  :math:`\phi(u) = [u]_+^2`, :math:`\mathbf{x}' = 100\,\mathbf{x}` solves
+  the model with :math:`W' = W / 10` and :math:`\mathbf{h}' = 10\,
+  \mathbf{h}`, which is how Eq. 74 follows from Eq. 71 and Eq. 76 from Eq.
+  73 (every printed entry), so :math:`\mathbf{h}_b = 10 \times` Eq. 72.
+* Checked (``tests/test_circuits.py``): the noise-free steady state at
+  contrast 0, :math:`[x_E, x_P, x_S, x_V] = [19.2, 19.4, 11.6, 42.2]` Hz, is
+  100 times that of Eq. 71-73, and the E and P rates lie inside the U[10,
+  25] Hz range the paper starts its trials from.
 """
 
 from __future__ import annotations
