@@ -16,6 +16,17 @@ from ._reporting import EpochCallback  # noqa: E402
 from .estimator import EPIEstimator  # noqa: E402
 from .flows import MAF, RealNVP  # noqa: E402
 from .persistence import load  # noqa: E402
+from .run_store import RunStore, load_run, runs  # noqa: E402
 
-__all__ = ["EPIEstimator", "RealNVP", "MAF", "ALParams", "EpochCallback", "load"]
+__all__ = [
+    "EPIEstimator",
+    "RealNVP",
+    "MAF",
+    "ALParams",
+    "EpochCallback",
+    "load",
+    "RunStore",
+    "runs",
+    "load_run",
+]
 __version__ = "0.1.0"

@@ -117,8 +117,10 @@ def save_seed(directory, index: int, state: dict) -> None:
     """Write seed ``index``'s state atomically, keeping the previous one as ``.prev``."""
     path = seed_file(directory, index)
     data = pickle.dumps({"format": FORMAT, **state}, protocol=pickle.HIGHEST_PROTOCOL)
-    if path.exists():
+    try:
         os.replace(path, path.with_suffix(".prev.pkl"))
+    except FileNotFoundError:  # the first epoch, or another process just moved it
+        pass
     _atomic_write(path, data)
 
 

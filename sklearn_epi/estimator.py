@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import os
+from pathlib import Path
 import signal
 import threading
 import time
@@ -19,6 +21,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from . import _checkpoint, _queries, persistence
+from .run_store import RunStore
 from ._property import EmergentProperty
 from ._seeds import run_seeds, seed_tables, usable_seeds
 from ._train import _fingerprint
@@ -155,17 +158,21 @@ class EPIEstimator(BaseEstimator):
         ``True``. An :class:`~sklearn_epi.EpochCallback` also hears each logged
         training chunk and the seed's start and end. Callbacks run in the
         process that fits the seed (a worker when ``n_jobs > 1``).
-    checkpoint : str or path-like, default=None
+    checkpoint : str, path-like or RunStore, default=None
         A directory where every seed's state is written after every epoch
         (atomically: a kill at any moment leaves the last one readable), with
-        ``run.json`` describing the run. A later ``fit`` with the same
+        ``run.json`` describing the run and, once ``fit`` returns, the fitted
+        estimator as ``fit.joblib``. A later ``fit`` with the same
         directory and the same settings resumes each seed from its last
         finished epoch and ends as an uninterrupted fit would; seeds that had
-        ended (converged, failed or at ``max_epochs``) are not fitted again.
-        Other settings in an existing directory raise a ``ValueError``;
+        ended (converged, failed or at ``max_epochs``) are loaded, not fitted
+        again. Other settings in an existing directory raise a ``ValueError``;
         ``n_jobs``, ``verbose``, ``callbacks``, ``memory``, ``max_time`` and
         ``al_params.max_epochs`` may change (a seed that ended for want of
-        epochs goes on).
+        epochs goes on). A :class:`~sklearn_epi.RunStore` gives every
+        distinct fit (every grid-search candidate, say) a directory of its
+        own inside the store, named by its settings;
+        :func:`~sklearn_epi.runs` lists them.
     max_time : float, default=None
         Wall-clock budget of the fit in seconds, for a batch job's time
         limit. A seed does not start an epoch that, as long as its last one,
@@ -248,6 +255,12 @@ class EPIEstimator(BaseEstimator):
     flow_weights_ : list of ndarray
         Weights of the selected flow; with ``flow`` and ``bounds`` they
         rebuild it (this is what is pickled).
+    fit_time_ : float
+        Wall time of the last ``fit`` in seconds.
+    checkpoint_dir_ : str or None
+        The directory of this fit's checkpoints and ``fit.joblib`` (inside
+        the store for a :class:`~sklearn_epi.RunStore`); ``None`` without
+        ``checkpoint``.
 
     See Also
     --------
@@ -365,7 +378,10 @@ class EPIEstimator(BaseEstimator):
         if self.checkpoint is not None or self.warm_start:
             description = _checkpoint.describe(self, prop, seeds, _statistic_key(self.statistic))
         if self.checkpoint is not None:
-            spec.checkpoint = str(_checkpoint.open_run(self.checkpoint, description))
+            directory = self.checkpoint
+            if isinstance(directory, RunStore):
+                directory = directory.run_directory(description)
+            spec.checkpoint = str(_checkpoint.open_run(directory, description))
         if self.warm_start:
             spec.keep_state = True
             spec.warm_states = self._warm_states(description)
@@ -382,7 +398,28 @@ class EPIEstimator(BaseEstimator):
             }
         self.fit_time_ = time.perf_counter() - start
         self._score_seed = int(rng.randint(0, 2**31 - 1))
+        self.checkpoint_dir_ = spec.checkpoint
+        if spec.checkpoint is not None:
+            self._save_beside_checkpoint(Path(spec.checkpoint) / "fit.joblib")
         return self
+
+    def _save_beside_checkpoint(self, path):
+        """The fitted estimator beside its checkpoints, for :func:`~sklearn_epi.load_run`.
+
+        Callbacks do not change the result and are often local functions
+        that cannot be pickled: the copy is saved without them.
+        """
+        saved = copy.copy(self)
+        saved.callbacks = None
+        try:
+            persistence.save(saved, path)
+        except Exception as exc:  # the fit itself is done and returned
+            warnings.warn(
+                f"could not save the fitted estimator to {path} ({type(exc).__name__}: {exc}); "
+                "load_run will not find this fit",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
 
     def _warm_states(self, description):
         """The seeds' states of the last fit to continue from, if its settings match."""
@@ -473,9 +510,11 @@ class EPIEstimator(BaseEstimator):
                 )
             if not self.max_time > 0:
                 raise ValueError(f"max_time must be > 0 seconds; got {self.max_time!r}")
-        if self.checkpoint is not None and not isinstance(self.checkpoint, (str, os.PathLike)):
+        if self.checkpoint is not None and not isinstance(
+            self.checkpoint, (str, os.PathLike, RunStore)
+        ):
             raise TypeError(
-                "checkpoint must be a directory path (str or os.PathLike); got "
+                "checkpoint must be a directory path (str or os.PathLike) or a RunStore; got "
                 f"{type(self.checkpoint).__name__}"
             )
         return flow, al

@@ -1,0 +1,262 @@
+"""A store of EPI runs on disk: a repeated fit loads, every run and epoch is listed and loadable.
+
+Give an estimator ``checkpoint=RunStore(directory)`` and each fit gets a
+sub-directory of its own, named by a hash of what determines its result
+(the statistic's content, bounds, property, flow, optimisation parameters,
+the seeds), holding the per-epoch checkpoint of every seed
+(:mod:`sklearn_epi._checkpoint`) and, once ``fit`` returns, the fitted
+estimator ``fit.joblib``. A fit with settings seen before resumes or, if it
+had ended, loads its seeds instead of computing them; a grid search over
+``al_params`` keeps one run per candidate. :func:`runs` lists every run,
+seed and epoch of a store as a DataFrame, and :func:`load_run` returns the
+estimator of any run at any of its epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import _checkpoint
+
+__all__ = ["RunStore", "runs", "load_run"]
+
+#: Entries of run.json that do not change the result (so not in the key).
+_VERSIONS = ("sklearn_epi", "tensorflow")
+
+
+class RunStore:
+    """A directory of runs, one sub-directory per distinct fit; pass it as ``checkpoint``.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Created on the first fit. Runs of any model and property can share
+        it; processes fitting different runs write to different
+        sub-directories, and every file is written atomically.
+
+    Examples
+    --------
+    >>> from sklearn_epi import EPIEstimator
+    >>> from sklearn_epi import RunStore, runs
+    >>> est = EPIEstimator(statistic, bounds, checkpoint=RunStore("epi_runs"))  # doctest: +SKIP
+    >>> est.fit(mu, sigma2)  # doctest: +SKIP
+    >>> runs("epi_runs")  # doctest: +SKIP
+    """
+
+    def __init__(self, directory):
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(
+                f"directory must be a path (str or os.PathLike); got {type(directory).__name__}"
+            )
+        self.directory = directory
+
+    def __repr__(self):
+        return f"RunStore({os.fspath(self.directory)!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, RunStore) and Path(other.directory) == Path(self.directory)
+
+    def __hash__(self):
+        return hash(Path(self.directory))
+
+    def run_directory(self, description: dict) -> Path:
+        """The sub-directory of the run that ``description`` (a ``run.json``) describes."""
+        path = Path(self.directory)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"checkpoint: the run store {path} is a file, not a directory")
+        return path / run_key(description)
+
+
+def run_key(description: dict) -> str:
+    """A run's name in a store: a hash of its description without the versions."""
+    content = {k: v for k, v in description.items() if k not in _VERSIONS}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _run_directories(directory) -> list:
+    path = Path(directory)
+    if not path.is_dir():
+        raise ValueError(f"directory {path} does not exist or is not a directory")
+    if (path / "run.json").is_file():
+        return [path]  # one run (a plain checkpoint directory)
+    return sorted(p for p in path.iterdir() if (p / "run.json").is_file())
+
+
+def _seed_states(run) -> dict:
+    """``{seed_index: (state, finished, result)}`` of every seed a run holds."""
+    states = {}
+    for file in sorted(run.glob("seed-*.pkl")):
+        stem = file.name[len("seed-") : -len(".pkl")]
+        if not stem.isdigit():
+            continue  # seed-<i>.prev.pkl: the fallback of load_seed
+        saved = _load_seed(run, int(stem))
+        if saved.get("finished"):
+            states[int(stem)] = (saved["state"], True, saved["result"])
+        else:
+            states[int(stem)] = (saved, False, None)
+    return states
+
+
+def _load_seed(run, index):
+    try:
+        saved = _checkpoint.load_seed(run, index)
+    except ValueError as exc:
+        raise ValueError(f"{exc}{_written_by(run)}") from exc
+    return saved
+
+
+def _written_by(run) -> str:
+    """Which versions wrote a run, for an error message."""
+    from . import __version__
+
+    try:
+        held = json.loads((Path(run) / "run.json").read_text())
+    except (OSError, ValueError):
+        return ""
+    return (
+        f" (the run was written by sklearn_epi {held.get('sklearn_epi', '?')} with TensorFlow "
+        f"{held.get('tensorflow', '?')}, checkpoint format {held.get('format', '?')}; this is "
+        f"sklearn_epi {__version__}, which reads format {_checkpoint.FORMAT})"
+    )
+
+
+def runs(directory) -> pd.DataFrame:
+    """Every run, seed and finished epoch of a run store (or of one checkpoint directory).
+
+    Parameters
+    ----------
+    directory : str or path-like
+        A :class:`RunStore`'s directory, or one run's checkpoint directory.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run, seed and epoch (epoch 0 is the initial
+        distribution): ``run`` (the sub-directory's name), ``seed`` (the
+        seed's index, as in ``history_``),
+        ``epoch``, ``converged``, ``entropy``, ``entropy_se``, ``iteration``,
+        ``wall_time`` (seconds into the seed), ``selected`` (the epoch the
+        seed's result keeps, once the seed ended), ``finished`` (the seed
+        ended; otherwise a fit with the same settings continues it),
+        ``fitted`` (``fit.joblib`` is there for :func:`load_run`),
+        ``statistic``, ``mu``, ``sigma2``, ``sklearn_epi`` (the version that
+        wrote it) and ``path``.
+    """
+    rows = []
+    for run in _run_directories(directory):
+        held = json.loads((run / "run.json").read_text())
+        for index, (state, finished, result) in sorted(_seed_states(run).items()):
+            epochs = state["epochs"] if state is not None else []
+            for record in epochs:
+                rows.append(
+                    {
+                        "run": run.name,
+                        "seed": index,
+                        "epoch": record.epoch,
+                        "converged": bool(record.converged),
+                        "entropy": float(record.entropy),
+                        "entropy_se": float(record.entropy_se),
+                        "iteration": int(record.iteration),
+                        "wall_time": float(record.wall_time),
+                        "selected": bool(finished and result.epoch == record.epoch),
+                        "finished": finished,
+                        "fitted": (run / "fit.joblib").is_file(),
+                        "statistic": held.get("params", {}).get("statistic", held["statistic"]),
+                        "mu": held.get("mu"),
+                        "sigma2": held.get("sigma2"),
+                        "sklearn_epi": held.get("sklearn_epi"),
+                        "path": str(run),
+                    }
+                )
+    columns = [
+        "run",
+        "seed",
+        "epoch",
+        "converged",
+        "entropy",
+        "entropy_se",
+        "iteration",
+        "wall_time",
+        "selected",
+        "finished",
+        "fitted",
+        "statistic",
+        "mu",
+        "sigma2",
+        "sklearn_epi",
+        "path",
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def load_run(path, seed=None, epoch=None):
+    """The fitted estimator of a run, at its selected epoch or at any other.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A run's directory (the ``path`` column of :func:`runs`).
+    seed : int, default=None
+        Index of the seed whose epoch to use (the ``seed`` column of
+        :func:`runs` and ``history_``); ``None`` with ``epoch=None`` returns
+        the fit as it ended, with an ``epoch`` the fit's best seed.
+    epoch : int, default=None
+        The epoch (1 or more) whose distribution to use: weights, entropy,
+        p-values, multipliers and penalty of that epoch's test. ``None``:
+        the seed's selected epoch.
+
+    Returns
+    -------
+    EPIEstimator
+        ``history_`` and ``seeds_`` are the whole fit's; ``best_seed_`` and
+        ``epoch_`` name the distribution returned.
+    """
+    from .persistence import load
+
+    run = Path(path)
+    fitted = run / "fit.joblib"
+    if not fitted.is_file():
+        raise ValueError(
+            f"{run} holds no fit.joblib: its fit never returned (killed, or still running); "
+            "fit again with the same settings to resume it"
+        )
+    try:
+        est = load(fitted)
+    except Exception as exc:  # another version's pickle
+        raise ValueError(f"cannot load {fitted}: {exc}{_written_by(run)}") from exc
+    if seed is None and epoch is None:
+        return est
+    index = est.best_seed_ if seed is None else seed
+    states = _seed_states(run)
+    if index not in states:
+        raise ValueError(f"seed {index} is not in {run} (seeds: {sorted(states)})")
+    state, finished, result = states[index]
+    records = {r.epoch: r for r in state["epochs"] if r.epoch > 0}
+    if epoch is None:
+        if result is None or result.epoch is None:
+            raise ValueError(f"seed {index} of {run} has no selected epoch yet; pass epoch")
+        epoch = result.epoch
+    if epoch not in records:
+        raise ValueError(
+            f"epoch {epoch} of seed {index} is not in {run} (epochs: {sorted(records)})"
+        )
+    record = records[epoch]
+    est = copy.copy(est)
+    est.__dict__["_flow_cache"] = {}
+    est.best_seed_, est.epoch_ = index, int(record.epoch)
+    est.converged_ = bool(record.converged)
+    est.entropy_, est.entropy_se_ = float(record.entropy), float(record.entropy_se)
+    est.n_iter_ = int(record.iteration)
+    est.lagrange_multipliers_ = np.asarray(record.eta, dtype=float)
+    est.penalty_ = float(record.c)
+    est.pvalues_ = np.asarray(record.pvalues, dtype=float)
+    est.flow_weights_ = [np.asarray(w) for w in record.weights]
+    return est
