@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import copy
 import os
-from pathlib import Path
 import signal
 import threading
 import time
 import warnings
 from contextlib import contextmanager
 from numbers import Real
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -21,7 +21,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, check_memory
 
 from . import _checkpoint, _queries, persistence
-from .run_store import RunStore
 from ._property import EmergentProperty
 from ._seeds import run_seeds, seed_tables, usable_seeds
 from ._train import _fingerprint
@@ -41,6 +40,7 @@ from .convergence import select_best
 from .flows import MAF, RealNVP
 from .optimize import SeedSpec
 from .persistence import pack_statistic, unpack_statistic
+from .run_store import RunStore
 from .support import parse_bounds
 
 __all__ = ["EPIEstimator"]
