@@ -18,8 +18,8 @@ from .optimize import SeedResult, fit_seed
 __all__ = ["run_seeds", "seed_tables", "usable_seeds"]
 
 
-def run_seeds(spec, seeds, n_jobs):
-    """Fit every seed through joblib, keeping every seed that finished.
+def run_seeds(spec, seeds, n_jobs, indices=None):
+    """Fit every seed (or those at ``indices``) through joblib, keeping every seed that finished.
 
     On Ctrl-C, or when a worker process dies (killed, out of memory), the
     seeds already returned are kept; each unfinished seed gets a failed
@@ -31,6 +31,7 @@ def run_seeds(spec, seeds, n_jobs):
         tasks = (
             delayed(_fit_seed_task)(spec, int(seed), index, started)
             for index, seed in enumerate(seeds)
+            if indices is None or index in indices
         )
         results, interrupted = [], False
         try:

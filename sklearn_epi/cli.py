@@ -35,6 +35,11 @@ A configuration::
     [output]
     directory = "runs/lds"
 
+A job array fits one seed per task: ``sklearn-epi fit run.toml --seed-index
+$SLURM_ARRAY_TASK_ID`` writes that seed into the run's checkpoint (exit code
+of that seed alone), and ``sklearn-epi fit run.toml`` afterwards loads every
+finished seed and writes the outputs.
+
 Exit codes: 0 the property holds (converged); 1 the fit ended without
 converging, or every seed failed; 2 a bad command line or configuration;
 75 (``EX_TEMPFAIL``) stopped early by ``max_time`` or ``SIGTERM``: run the
@@ -49,6 +54,7 @@ import html
 import importlib
 import io
 import json
+import re
 import shutil
 import sys
 import warnings
@@ -134,19 +140,29 @@ def _build_estimator(config, directory):
     return est, mu, sigma2
 
 
-def _fit_command(config_path, directory=None, max_time=None) -> int:
-    """``sklearn-epi fit``: fit, then write the estimator, tables, figures and report."""
+def _fit_command(config_path, directory=None, max_time=None, seed_index=None) -> int:
+    """``sklearn-epi fit``: fit, then write the estimator, tables, figures and report.
+
+    With ``seed_index`` (a job array's task) only that seed is fitted into
+    the run's checkpoint; the command without it then loads every finished
+    seed and writes the outputs.
+    """
     config = _load_config(config_path)
     directory = Path(directory or config.get("output", {}).get("directory", "epi_run"))
     if max_time is not None:
         config.setdefault("fit", {})["max_time"] = max_time
     est, mu, sigma2 = _build_estimator(config, directory)
+    if seed_index is not None and not 0 <= seed_index < est.n_seeds:
+        raise ConfigError(
+            f"--seed-index must be in 0 .. {est.n_seeds - 1} ([fit] n_seeds = {est.n_seeds}); "
+            f"got {seed_index}"
+        )
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(config_path, directory / "config.toml")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            est.fit(mu, sigma2)
+            est._fit(mu, sigma2, None if seed_index is None else [seed_index])
         except KeyboardInterrupt:
             print("stopped before any epoch finished; run the same command again", file=sys.stderr)
             return EXIT_AGAIN
@@ -155,6 +171,8 @@ def _fit_command(config_path, directory=None, max_time=None) -> int:
             return EXIT_AGAIN if "max_time" in str(exc) else EXIT_NOT_CONVERGED
     for warning in caught:
         print(f"{warning.category.__name__}: {warning.message}", file=sys.stderr)
+    if seed_index is not None:
+        return _seed_status(est, seed_index, config_path)
     unfinished = est.seeds_["message"].str.contains("interrupted|max_time|skipped").any()
     status = (
         EXIT_AGAIN if unfinished else (EXIT_CONVERGED if est.converged_ else EXIT_NOT_CONVERGED)
@@ -166,6 +184,24 @@ def _fit_command(config_path, directory=None, max_time=None) -> int:
         + ("; not finished: run the same command again" if status == EXIT_AGAIN else "")
     )
     return status
+
+
+def _seed_status(est, index, config_path) -> int:
+    """A job-array task's report and exit code: its seed only."""
+    row = est.seeds_.loc[est.seeds_["seed"] == index].iloc[0]
+    unfinished = re.search("interrupted|max_time", str(row["message"])) is not None
+    print(
+        f"seed {index}: converged={bool(row['converged'])} entropy={row['entropy']:.3f} "
+        f"(epoch {row['epoch']}); "
+        + (
+            "not finished: run the same command again"
+            if unfinished
+            else f"merge the seeds with `sklearn-epi fit {config_path}` once all are done"
+        )
+    )
+    if unfinished:
+        return EXIT_AGAIN
+    return EXIT_CONVERGED if bool(row["converged"]) else EXIT_NOT_CONVERGED
 
 
 def _write_outputs(est, directory, status) -> None:
@@ -283,12 +319,18 @@ def main(argv=None) -> int:
     fit.add_argument("config", help="TOML configuration")
     fit.add_argument("--out", help="output directory (default: [output] directory)")
     fit.add_argument("--max-time", type=float, help="seconds; overrides [fit] max_time")
+    fit.add_argument(
+        "--seed-index",
+        type=int,
+        help="fit only this seed (0-based), e.g. $SLURM_ARRAY_TASK_ID; "
+        "the command without it then merges the finished seeds",
+    )
     report = commands.add_parser("report", help="rebuild a run's figures and report.html")
     report.add_argument("directory")
     args = parser.parse_args(argv)
     try:
         if args.command == "fit":
-            return _fit_command(args.config, args.out, args.max_time)
+            return _fit_command(args.config, args.out, args.max_time, args.seed_index)
         return _report_command(args.directory)
     except (ConfigError, ValueError, TypeError) as exc:
         print(f"sklearn-epi: error: {exc}", file=sys.stderr)

@@ -341,6 +341,15 @@ class EPIEstimator(BaseEstimator):
         self : EPIEstimator
             The fitted estimator.
         """
+        return self._fit(mu, sigma2)
+
+    def _fit(self, mu, sigma2=None, seed_indices=None):
+        """``fit``, or with ``seed_indices`` only those seeds (a job array's task).
+
+        The other seeds are marked skipped; with ``checkpoint`` a later
+        ``fit`` loads the seeds done here. A partial fit is not saved as
+        ``fit.joblib``.
+        """
         flow, al = self._check_params()
         dtype, verbose = _check_dtype(self.dtype), _check_verbose(self.verbose)
         support = parse_bounds(self.bounds)
@@ -389,7 +398,7 @@ class EPIEstimator(BaseEstimator):
         if self.max_time is not None:
             spec.deadline = time.time() + float(self.max_time)
         with _sigterm_as_interrupt():
-            results, interrupted = run_seeds(spec, seeds, self.n_jobs)
+            results, interrupted = run_seeds(spec, seeds, self.n_jobs, seed_indices)
         self._store(results, spec, support, interrupted)
         if self.warm_start:
             self._warm_start_ = {
@@ -399,7 +408,7 @@ class EPIEstimator(BaseEstimator):
         self.fit_time_ = time.perf_counter() - start
         self._score_seed = int(rng.randint(0, 2**31 - 1))
         self.checkpoint_dir_ = spec.checkpoint
-        if spec.checkpoint is not None:
+        if spec.checkpoint is not None and seed_indices is None:
             self._save_beside_checkpoint(Path(spec.checkpoint) / "fit.joblib")
         return self
 

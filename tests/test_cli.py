@@ -76,3 +76,28 @@ def test_configuration_errors_exit_2_naming_the_key(tmp_path, capsys, change, me
     code = main(["fit", write(tmp_path, CONFIG.replace(*change)), "--out", str(tmp_path)])
     assert code == EXIT_CONFIG
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_job_array_tasks_fit_one_seed_each_and_the_plain_command_merges_them(
+    tmp_path, capsys, monkeypatch
+):
+    config = write(tmp_path, CONFIG.replace("random_state = 0", "random_state = 0\nn_seeds = 2"))
+    out = tmp_path / "out"
+    for index in (1, 0):  # array tasks, in any order
+        code = main(["fit", config, "--out", str(out), "--seed-index", str(index)])
+        assert code in (EXIT_CONVERGED, EXIT_NOT_CONVERGED)
+        assert capsys.readouterr().out.startswith(f"seed {index}: converged=")
+    assert not (out / "fit.joblib").exists()  # no partial fit is written as the result
+
+    import sklearn_epi.optimize
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a seed fitted by an array task was fitted again")
+
+    monkeypatch.setattr(sklearn_epi.optimize, "initialise", no_training)
+    code = main(["fit", config, "--out", str(out)])
+    assert code in (EXIT_CONVERGED, EXIT_NOT_CONVERGED)
+    est = load(out / "fit.joblib")
+    assert sorted(est.seeds_["seed"]) == [0, 1] and not est.seeds_["failed"].any()
+    assert main(["fit", config, "--out", str(out), "--seed-index", "2"]) == EXIT_CONFIG
+    assert "--seed-index must be in 0 .. 1" in capsys.readouterr().err

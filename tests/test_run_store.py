@@ -1,4 +1,4 @@
-"""The run store: repeated fits load, every run and epoch is listed and loadable, writers never collide."""
+"""The run store: repeated fits load, every run and epoch is listed and loadable, no collisions."""
 
 import pickle
 import subprocess
