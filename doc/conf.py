@@ -61,7 +61,9 @@ sphinx_gallery_conf = {
     "only_warn_on_example_error": False,
     "remove_config_comments": True,
     "download_all_examples": False,
-    "matplotlib_animations": False,
+    # animate_epochs in the LDS example: a player in the page (JavaScript
+    # and embedded frames, nothing fetched).
+    "matplotlib_animations": True,
     "image_scrapers": ("matplotlib",),
     "min_reported_time": 5,
     # "Examples using X" lists on each API page.

@@ -26,11 +26,12 @@ import pandas as pd
 from sklearn_epi import EPIEstimator
 from sklearn_epi.analysis import maxent_reference
 from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues
-from sklearn_epi.plotting import pairplot, plot_history, plot_predictive
+from sklearn_epi.plotting import animate_epochs, pairplot, plot_history, plot_predictive
 
 # Named statistics label the history and the predictive check.
 STATS = ["re_lambda1", "im_lambda1"]
-est = EPIEstimator(lds_eigenvalues, LDS_BOUNDS, random_state=1).fit(
+# warm_start=True keeps every epoch's weights, for the movie at the end.
+est = EPIEstimator(lds_eigenvalues, LDS_BOUNDS, random_state=1, warm_start=True).fit(
     pd.Series(LDS_MU, index=STATS), pd.Series(LDS_SIGMA2, index=STATS)
 )
 assert est.converged_, "the 2D LDS fit should converge"
@@ -105,4 +106,14 @@ for ax, samples, title in [
     ax.set(title=title, xlabel="$a_{12}$", xlim=(-10, 10), ylim=(-10, 10))
 axes[0].set_ylabel("$a_{21}$")
 fig.suptitle("Both modes, as the maximum-entropy distribution has them")
+plt.show()
+
+# %%
+# The optimisation as a movie
+# ---------------------------
+# :func:`~sklearn_epi.plotting.animate_epochs` draws the same base samples
+# through every epoch's flow: the Gaussian start spreads over the box, then
+# splits into the two lobes as the constraints tighten. Save it with
+# ``anim.save("lds_fit.gif", writer="pillow")``.
+anim = animate_epochs(est, "a12", "a21", n_samples=1000)
 plt.show()

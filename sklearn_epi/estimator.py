@@ -405,6 +405,8 @@ class EPIEstimator(BaseEstimator):
                 "description": description,
                 "states": {r.seed_index: r.final_state for r in results if r.final_state},
             }
+        else:  # an earlier warm-start fit's states describe another fit
+            self.__dict__.pop("_warm_start_", None)
         self.fit_time_ = time.perf_counter() - start
         self._score_seed = int(rng.randint(0, 2**31 - 1))
         self.checkpoint_dir_ = spec.checkpoint

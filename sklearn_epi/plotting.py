@@ -1,7 +1,8 @@
 r"""Figures of a fitted EPI distribution: optimisation history, pairplot, predictions.
 
 Every function returns ``(fig, axes)``, draws into ``axes=`` when given, and
-never shows or saves anything: call ``plt.show()`` or ``fig.savefig`` yourself.
+never shows or saves anything: call ``plt.show()`` or ``fig.savefig`` yourself
+(:func:`animate_epochs` returns a matplotlib animation to save).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._pairplot import pairplot, pairplot_samples
 from .analysis import predictive
 
-__all__ = ["plot_history", "pairplot", "pairplot_samples", "plot_predictive"]
+__all__ = ["plot_history", "pairplot", "pairplot_samples", "plot_predictive", "animate_epochs"]
 
 _SEED_COLORS = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
 # p-values below this are drawn at it: far below alpha / m, the exact value
@@ -236,3 +237,114 @@ def _panel_axes(axes, n_panels, ncols, panel_size):
     for ax in flat[n_panels:]:
         fig.delaxes(ax)
     return fig, flat[:n_panels]
+
+
+def animate_epochs(est, x=0, y=1, seed=None, n_samples=1000, random_state=0, interval=400):
+    r"""The optimisation as a movie: samples of every epoch's distribution in one parameter plane.
+
+    Frame ``k`` shows ``n_samples`` draws of epoch ``k``'s flow (epoch 0:
+    the Gaussian initialisation) in the ``(x, y)`` plane, coloured by
+    :math:`\log q`, titled with the epoch's entropy and whether it passed
+    the convergence test. Every frame pushes the same base draws through
+    its epoch's flow, so points move smoothly from frame to frame.
+
+    The fit must have kept its per-epoch weights: fit with
+    ``checkpoint=<directory>`` (read from there) or ``warm_start=True``
+    (kept with the estimator). They cost the flow's weights once per epoch:
+    1.2 MB for the oscillator's 26 epochs (RealNVP 3 x 2 x 50), 13 MB at
+    D = 200 (RealNVP 3 x 2 x 100).
+
+    Parameters
+    ----------
+    est : EPIEstimator
+        A fitted estimator with per-epoch weights (see above).
+    x, y : int or str, default=0, 1
+        The parameters on the axes, by position or name.
+    seed : int, default=None
+        The seed to show; ``None``: the selected one (``best_seed_``).
+    n_samples : int, default=1000
+        Points per frame.
+    random_state : int, default=0
+        Seeds the base draws (the same in every frame).
+    interval : int, default=400
+        Milliseconds between frames.
+
+    Returns
+    -------
+    matplotlib.animation.FuncAnimation
+        Save it with ``anim.save("fit.gif", writer="pillow")`` (no ffmpeg
+        needed) or ``anim.save("fit.mp4")`` (ffmpeg); in a notebook,
+        ``IPython.display.HTML(anim.to_jshtml())``.
+
+    Examples
+    --------
+    >>> est = EPIEstimator(statistic, bounds, warm_start=True).fit(mu, sigma2)  # doctest: +SKIP
+    >>> animate_epochs(est, "a12", "a21").save("fit.gif", writer="pillow")  # doctest: +SKIP
+    """
+    import tensorflow as tf
+    from matplotlib.animation import FuncAnimation
+
+    from ._queries import FittedFunctions
+    from .run_store import epoch_records
+
+    check_is_fitted(est, "flow_weights_")
+    names = list(est.param_names_)
+    columns = []
+    for axis, value in (("x", x), ("y", y)):
+        if isinstance(value, str):
+            if value not in names:
+                raise ValueError(f"{axis} must be a parameter name in {names}; got {value!r}")
+            value = names.index(value)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{axis} must be a parameter index or name; got {value!r}")
+        if not 0 <= value < len(names):
+            raise ValueError(f"{axis} must be in 0 .. {len(names) - 1}; got {value}")
+        columns.append(int(value))
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}")
+    seed = est.best_seed_ if seed is None else seed
+    records = epoch_records(est, seed)
+    flow = est._flow_spec.build(est._support, seed=0, dtype=tf.as_dtype(est.dtype))
+    fns = FittedFunctions(flow)
+    base = tf.constant(np.random.default_rng(random_state).integers(0, 2**31 - 1, 2), tf.int32)
+    frames = []
+    for record in records:
+        flow.set_weights(record.weights)
+        z, log_q = fns.sample(tf.constant(n_samples, tf.int32), base)
+        frames.append((z.numpy()[:, columns], log_q.numpy(), record))
+    points = np.concatenate([f[0] for f in frames])
+    log_qs = np.concatenate([f[1] for f in frames])
+    limits = []
+    for k, column in enumerate(columns):
+        low, high = est.bounds_[column]
+        finite = points[np.isfinite(points[:, k]), k]
+        q_low, q_high = np.quantile(finite, [0.005, 0.995])
+        low = low if np.isfinite(low) else q_low
+        high = high if np.isfinite(high) else q_high
+        limits.append((low, high))
+    vmin, vmax = np.quantile(log_qs[np.isfinite(log_qs)], [0.02, 0.98])
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    scatter = ax.scatter(
+        frames[0][0][:, 0],
+        frames[0][0][:, 1],
+        c=frames[0][1],
+        s=5,
+        cmap="viridis",
+        vmin=vmin,
+        vmax=vmax,
+    )
+    fig.colorbar(scatter, ax=ax, label=r"$\log q(z)$")
+    ax.set(xlim=limits[0], ylim=limits[1], xlabel=names[columns[0]], ylabel=names[columns[1]])
+    title = ax.set_title("")
+
+    def draw(k):
+        z, log_q, record = frames[k]
+        scatter.set_offsets(z)
+        scatter.set_array(log_q)
+        state = "converged" if record.converged else "not converged"
+        title.set_text(f"seed {seed}, epoch {record.epoch}: H = {record.entropy:.2f} ({state})")
+        return scatter, title
+
+    draw(0)
+    fig.tight_layout()
+    return FuncAnimation(fig, draw, frames=len(frames), interval=interval, blit=False)

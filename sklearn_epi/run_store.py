@@ -105,6 +105,27 @@ def _seed_states(run) -> dict:
     return states
 
 
+def epoch_records(est, seed):
+    """Every epoch of a fitted estimator's seed, weights included, in order.
+
+    They come from the fit's checkpoint (``checkpoint``) or from the states
+    kept with ``warm_start=True``.
+    """
+    held = getattr(est, "_warm_start_", None)
+    saved = None
+    if held is not None and seed in held["states"]:
+        saved = held["states"][seed]
+    elif getattr(est, "checkpoint_dir_", None) is not None:
+        saved = _load_seed(Path(est.checkpoint_dir_), seed)
+    if saved is None:
+        raise ValueError(
+            "the fit kept no per-epoch weights of seed "
+            f"{seed}: fit with checkpoint=<directory> or warm_start=True to keep them"
+        )
+    state = saved["state"] if saved.get("finished") else saved
+    return list(state["epochs"])
+
+
 def _load_seed(run, index):
     try:
         saved = _checkpoint.load_seed(run, index)

@@ -13,8 +13,10 @@ import pytest  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
-from sklearn_epi import ALParams, EPIEstimator  # noqa: E402
+from sklearn_epi import ALParams, EPIEstimator, RealNVP  # noqa: E402
+from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues  # noqa: E402
 from sklearn_epi.plotting import (  # noqa: E402
+    animate_epochs,
     pairplot,
     pairplot_samples,
     plot_history,
@@ -197,3 +199,37 @@ def test_estimator_methods_delegate_to_the_plotting_functions(est):
     fig, axes = est.pairplot(n_samples=50)
     assert axes.shape == (len(est.param_names_),) * 2
     plt.close(fig)
+
+
+def test_animate_epochs_has_a_frame_per_epoch_and_saves_a_gif(tmp_path_factory):
+    from PIL import Image
+
+    est = EPIEstimator(
+        lds_eigenvalues,
+        LDS_BOUNDS,
+        flow=RealNVP(num_units=16),
+        al_params=ALParams(
+            c0=1.0, beta=4.0, num_iters=50, max_epochs=3, init_iters=50, batch_size=200
+        ),
+        random_state=0,
+        warm_start=True,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(LDS_MU, LDS_SIGMA2)
+    anim = animate_epochs(est, "a12", "a21", n_samples=200)
+    gif_path = tmp_path_factory.mktemp("movie") / "fit.gif"
+    anim.save(gif_path, writer="pillow", fps=4)
+    with Image.open(gif_path) as gif:
+        assert gif.n_frames == 4  # epochs 0 .. 3
+    title = anim._fig.axes[0].get_title()
+    assert title.startswith(f"seed {est.best_seed_}, epoch 3: H = ")
+    plt.close(anim._fig)
+    with pytest.raises(ValueError, match="x must be a parameter name"):
+        animate_epochs(est, "b12", "a21")
+    est.set_params(warm_start=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(LDS_MU, LDS_SIGMA2)
+    with pytest.raises(ValueError, match="fit with checkpoint=<directory> or warm_start=True"):
+        animate_epochs(est)
