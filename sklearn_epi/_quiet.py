@@ -36,9 +36,12 @@ STARTUP_NOTICES = (
     r"XLA service 0x[0-9a-f]+ initialized for platform",
     r"StreamExecutor device \(\d+\):",
     r"Compiled cluster using XLA!",
+    # TensorFlow 2.19 and 2.21 (checked on 2.18 to 2.21):
+    r"computation placer already registered",
+    r"oneDNN custom operations are on",
 )
 #: Only where no NVIDIA device exists is a failing cuInit expected, not news.
-NO_GPU_NOTICES = (r"failed call to cuInit",)
+NO_GPU_NOTICES = (r"failed call to cuInit", r"Could not find cuda drivers on your machine")
 
 
 def notices() -> re.Pattern:
