@@ -345,6 +345,6 @@ def animate_epochs(est, x=0, y=1, seed=None, n_samples=1000, random_state=0, int
         title.set_text(f"seed {seed}, epoch {record.epoch}: H = {record.entropy:.2f} ({state})")
         return scatter, title
 
-    draw(0)
+    draw(len(frames) - 1)  # a still of the figure shows where the fit ended
     fig.tight_layout()
     return FuncAnimation(fig, draw, frames=len(frames), interval=interval, blit=False)
