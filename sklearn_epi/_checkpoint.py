@@ -59,12 +59,23 @@ def describe(estimator, prop, seeds, statistic_key) -> dict:
         "sklearn_epi": __version__,
         "tensorflow": tf.__version__,
         "statistic": statistic_key,
+        "statistic_name": readable_name(estimator.statistic),
         "params": params,
         "mu": [float(v) for v in prop.mu],
         "sigma2": None if prop.sigma2 is None else [float(v) for v in prop.sigma2],
         "constraints": list(prop.constraint_names),
         "seeds": [int(s) for s in seeds],
     }
+
+
+def readable_name(statistic) -> str:
+    """A statistic's name for people: ``module.function``, or the repr of a configured object."""
+    qualname = getattr(statistic, "__qualname__", None)
+    if qualname is not None:
+        return f"{getattr(statistic, '__module__', '?')}.{qualname}"
+    if type(statistic).__repr__ is not object.__repr__:
+        return repr(statistic)
+    return f"{type(statistic).__module__}.{type(statistic).__qualname__}"
 
 
 def differences(held: dict, description: dict) -> list:

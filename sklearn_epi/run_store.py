@@ -28,7 +28,7 @@ from . import _checkpoint
 __all__ = ["RunStore", "runs", "load_run"]
 
 #: Entries of run.json that do not change the result (so not in the key).
-_VERSIONS = ("sklearn_epi", "tensorflow")
+_NOT_KEY = ("sklearn_epi", "tensorflow", "statistic_name")
 
 
 class RunStore:
@@ -75,8 +75,8 @@ class RunStore:
 
 
 def run_key(description: dict) -> str:
-    """A run's name in a store: a hash of its description without the versions."""
-    content = {k: v for k, v in description.items() if k not in _VERSIONS}
+    """A run's name in a store: a hash of its description without versions and readable names."""
+    content = {k: v for k, v in description.items() if k not in _NOT_KEY}
     text = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -190,7 +190,7 @@ def runs(directory) -> pd.DataFrame:
                         "selected": bool(finished and result.epoch == record.epoch),
                         "finished": finished,
                         "fitted": (run / "fit.joblib").is_file(),
-                        "statistic": held.get("params", {}).get("statistic", held["statistic"]),
+                        "statistic": held.get("statistic_name", held["statistic"]),
                         "mu": held.get("mu"),
                         "sigma2": held.get("sigma2"),
                         "sklearn_epi": held.get("sklearn_epi"),
