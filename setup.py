@@ -39,7 +39,9 @@ setup(
             "numpydoc>=1.6",
             "pydata-sphinx-theme>=0.15",
             "sphinx-mathjax-offline>=0.0.2",
+            "tensorboard>=2.18",
         ],
+        "monitoring": ["tensorboard>=2.18"],
         "doc": [
             "sphinx>=7",
             "sphinx-gallery>=0.15",

@@ -11,6 +11,7 @@ multipliers.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import tensorflow as tf
@@ -39,6 +40,12 @@ class TensorBoardLogger(EpochCallback):
         Names for the constraints in the epoch-end scalars; ``None`` takes
         them from the training rows (``mean_f0, ...``).
 
+    Raises
+    ------
+    ImportError
+        Without the ``tensorboard`` package (TensorFlow 2.20 and later no
+        longer install it): ``pip install tensorboard``.
+
     Notes
     -----
     The callback runs in the process that fits the seed, so with
@@ -47,6 +54,13 @@ class TensorBoardLogger(EpochCallback):
     """
 
     def __init__(self, logdir, constraint_names=None):
+        # TensorFlow writes summaries through the tensorboard package, which
+        # TensorFlow 2.20 and later no longer install.
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ImportError(
+                "TensorBoardLogger needs the tensorboard package: "
+                "pip install tensorboard (or pip install sklearn_epi[monitoring])"
+            )
         self.logdir = logdir
         self.constraint_names = constraint_names
         self._writer = None

@@ -4,6 +4,7 @@ import pickle
 import warnings
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
@@ -43,3 +44,16 @@ def test_tensorboard_logs_every_chunk_and_epoch_of_every_seed(tmp_path):
         [scalars["test/H"][step] for step in tests["iteration"]], tests["H"], rtol=1e-6
     )
     pickle.dumps(est)  # the logger's file writer stays behind
+
+
+def test_without_tensorboard_the_logger_says_what_to_install(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorboard" else real(name, *a),
+    )
+    with pytest.raises(ImportError, match="pip install tensorboard"):
+        TensorBoardLogger("runs")
