@@ -44,7 +44,7 @@ fits = {
     "10 Hz": (joblib.load(here / "data" / "v1_10hz.joblib"), V1_MU_10HZ[0]),
 }
 samples = {}
-for label, (est, mu) in fits.items():
+for label, (est, _) in fits.items():
     print(
         f"{label}: converged {est.converged_} at epoch {est.epoch_} of "
         f"{est.history_['epoch'].max()}, {est.fit_time_ / 60:.0f} min; entropy "

@@ -13,7 +13,7 @@ from matplotlib.lines import Line2D
 from sklearn.utils.validation import check_is_fitted
 
 from ._pairplot import pairplot, pairplot_samples
-from .analysis import predictive
+from .analysis import _check_positive_int, _parameter_index, predictive
 
 __all__ = ["plot_history", "pairplot", "pairplot_samples", "plot_predictive", "animate_epochs"]
 
@@ -289,19 +289,8 @@ def animate_epochs(est, x=0, y=1, seed=None, n_samples=1000, random_state=0, int
 
     check_is_fitted(est, "flow_weights_")
     names = list(est.param_names_)
-    columns = []
-    for axis, value in (("x", x), ("y", y)):
-        if isinstance(value, str):
-            if value not in names:
-                raise ValueError(f"{axis} must be a parameter name in {names}; got {value!r}")
-            value = names.index(value)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise TypeError(f"{axis} must be a parameter index or name; got {value!r}")
-        if not 0 <= value < len(names):
-            raise ValueError(f"{axis} must be in 0 .. {len(names) - 1}; got {value}")
-        columns.append(int(value))
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive integer; got {n_samples!r}")
+    columns = [_parameter_index(x, names, "x"), _parameter_index(y, names, "y")]
+    _check_positive_int(n_samples, "n_samples")
     seed = est.best_seed_ if seed is None else seed
     records = epoch_records(est, seed)
     flow = est._flow_spec.build(est._support, seed=0, dtype=tf.as_dtype(est.dtype))

@@ -97,12 +97,15 @@ def _seed_states(run) -> dict:
         stem = file.name[len("seed-") : -len(".pkl")]
         if not stem.isdigit():
             continue  # seed-<i>.prev.pkl: the fallback of load_seed
-        saved = _load_seed(run, int(stem))
-        if saved.get("finished"):
-            states[int(stem)] = (saved["state"], True, saved["result"])
-        else:
-            states[int(stem)] = (saved, False, None)
+        states[int(stem)] = _unwrap(_load_seed(run, int(stem)))
     return states
+
+
+def _unwrap(saved) -> tuple:
+    """``(state, finished, result)`` of a seed's saved state, ended or not."""
+    if saved.get("finished"):
+        return saved["state"], True, saved["result"]
+    return saved, False, None
 
 
 def epoch_records(est, seed):
@@ -122,8 +125,7 @@ def epoch_records(est, seed):
             "the fit kept no per-epoch weights of seed "
             f"{seed}: fit with checkpoint=<directory> or warm_start=True to keep them"
         )
-    state = saved["state"] if saved.get("finished") else saved
-    return list(state["epochs"])
+    return list(_unwrap(saved)[0]["epochs"])
 
 
 def _load_seed(run, index):

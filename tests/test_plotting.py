@@ -225,7 +225,7 @@ def test_animate_epochs_has_a_frame_per_epoch_and_saves_a_gif(tmp_path_factory):
     title = anim._fig.axes[0].get_title()
     assert title.startswith(f"seed {est.best_seed_}, epoch 3: H = ")
     plt.close(anim._fig)
-    with pytest.raises(ValueError, match="x must be a parameter name"):
+    with pytest.raises(ValueError, match="x names an unknown parameter 'b12'"):
         animate_epochs(est, "b12", "a21")
     est.set_params(warm_start=False)
     with warnings.catch_warnings():
