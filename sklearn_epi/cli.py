@@ -267,7 +267,7 @@ img{{max-width:100%}}</style></head><body>
 <h1>EPI fit: {html.escape(directory.name)}</h1>
 <h2>Result</h2>{_table(summary)}
 <h2>Convergence test p-values</h2>{_table(result["pvalues"])}
-<h2>Seeds</h2>{est.seeds_.drop(columns="traceback").to_html(index=False)}
+<h2>Seeds</h2>{est.seeds_.drop(columns="traceback").to_html(index=False, float_format=_number)}
 {"".join(images)}
 <h2>Configuration</h2><pre>{html.escape(config.read_text()) if config.exists() else ""}</pre>
 </body></html>
@@ -275,9 +275,14 @@ img{{max-width:100%}}</style></head><body>
     (directory / "report.html").write_text(page)
 
 
+def _number(value) -> str:
+    """Four significant digits for a person reading the report (result.json keeps all)."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def _table(mapping) -> str:
     rows = "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_number(v))}</td></tr>"
         for k, v in mapping.items()
     )
     return f"<table>{rows}</table>"

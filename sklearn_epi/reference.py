@@ -171,8 +171,8 @@ def maxent_reference(
     :math:`q^*(z) \propto \exp(\eta^{*\top} T(z))` on the support, with
     :math:`\eta^*` the minimiser of the convex dual
 
-    .. math:: g(\eta) = \log \int \exp(\eta^\top T(z))\, dz - \eta^\top \mu_{opt}
-              \approx \log V + \log \frac{1}{n} \sum_{i=1}^n
+    .. math:: g(\eta) &= \log \int \exp(\eta^\top T(z))\, dz - \eta^\top \mu_{opt} \\
+              &\approx \log V + \log \frac{1}{n} \sum_{i=1}^n
               \exp(\eta^\top T(z_i)) - \eta^\top \mu_{opt},
 
     estimated on ``n_samples`` uniform draws :math:`z_i` of the box of volume

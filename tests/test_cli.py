@@ -55,6 +55,8 @@ def test_fit_writes_estimator_tables_figures_and_a_self_contained_report(tmp_pat
     page = (out / "report.html").read_text()
     assert len(re.findall(r'<img alt="\w+" src="data:image/png;base64,', page)) == 3
     assert "http" not in page  # nothing fetched: it opens offline
+    # Numbers for a person: four significant digits (result.json keeps them all).
+    assert f"<td>{result['entropy']:.4g}</td>" in page and repr(result["entropy"]) not in page
     # The same command again reads the finished seeds from the checkpoint.
     assert main(["fit", write(tmp_path, CONFIG), "--out", str(out)]) == code
     assert json.loads((out / "result.json").read_text())["entropy"] == result["entropy"]
