@@ -5,11 +5,13 @@ circuit model's parameters whose predictions have chosen means and
 variances, represented as a normalizing flow.
 """
 
+from ._quiet import drop_own_retracing_warnings as _drop_own_retracing_warnings
 from ._quiet import start_tensorflow as _start_tensorflow
 
 # TensorFlow's start-up chatter (CUDA probing, XLA's first compilation) would
 # bury the fit's own output; other lines on stderr still show.
 _start_tensorflow()
+_drop_own_retracing_warnings()
 
 from ._al_params import ALParams  # noqa: E402
 from ._reporting import EpochCallback  # noqa: E402

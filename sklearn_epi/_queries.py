@@ -9,7 +9,6 @@ a few compiled shapes.
 
 from __future__ import annotations
 
-import logging
 import warnings
 from numbers import Real
 
@@ -89,23 +88,6 @@ def check_points(est, Z, dtype):
     # that rounds onto a bound has density zero there.
     rounded = Z.astype(dtype.as_numpy_dtype)
     return rounded, est._support.contains(rounded)
-
-
-class _OwnQueriesFilter(logging.Filter):
-    """Drops TensorFlow's "frequent retracing" warning about these query functions.
-
-    Each fitted estimator traces its own queries once (its own flow
-    variables), but TensorFlow counts traces per code object, so a session
-    with more than five fitted estimators (a grid search, a benchmark loop)
-    looked like one function retracing. Warnings about other functions pass.
-    """
-
-    def filter(self, record):
-        message = record.getMessage()
-        return not ("tf.function retracing" in message and "FittedFunctions" in message)
-
-
-tf.get_logger().addFilter(_OwnQueriesFilter())
 
 
 class FittedFunctions:

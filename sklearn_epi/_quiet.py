@@ -17,11 +17,16 @@ show. XLA starts late on purpose: its first compilation initialises
 TensorFlow's runtime, after which a worker can no longer cap its thread
 pools. A user who sets ``TF_CPP_MIN_LOG_LEVEL`` before importing the package
 takes control of the logs and nothing is filtered.
+
+:class:`OwnRetracingFilter` drops one Python-side warning, TensorFlow's
+"triggered tf.function retracing", about the package's own compiled
+functions only (see there).
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 import sys
@@ -106,3 +111,40 @@ def start_xla() -> None:
 
     with filtered_stderr(notices()):
         tf.function(lambda x: x + 1.0, jit_compile=True)(tf.constant(0.0))
+
+
+#: The package's compiled functions, as TensorFlow names them in its warning.
+OWN_FUNCTIONS = (
+    "FittedFunctions",
+    "GaussianFit._steps",
+    "Trainer._train_steps",
+    "Trainer._evaluate",
+)
+
+
+class OwnRetracingFilter(logging.Filter):
+    """Drops TensorFlow's "frequent retracing" warning about the package's own functions.
+
+    A fit traces its training step once per problem (flow, support,
+    statistic, batch; pooled and reused after that, see ``_train``), and a
+    fitted estimator traces its queries once. TensorFlow counts traces per
+    code object across instances, so a session that fits or queries more than
+    five different problems (the docs' gallery, a notebook trying models, a
+    benchmark loop) looked like one function retracing, and TensorFlow said
+    so. Warnings about any other function, a user's statistic included, pass.
+    """
+
+    def filter(self, record):
+        message = record.getMessage()
+        return not (
+            "tf.function retracing" in message and any(name in message for name in OWN_FUNCTIONS)
+        )
+
+
+def drop_own_retracing_warnings() -> None:
+    """Install :class:`OwnRetracingFilter` on TensorFlow's logger (once per process)."""
+    import tensorflow as tf
+
+    logger = tf.get_logger()
+    if not any(isinstance(f, OwnRetracingFilter) for f in logger.filters):
+        logger.addFilter(OwnRetracingFilter())

@@ -111,3 +111,53 @@ def test_many_fitted_estimators_in_one_session_do_not_look_like_retracing():
     finally:
         tf.get_logger().removeHandler(handler)
     assert not [r for r in records if "retracing" in r.getMessage()]
+
+
+def test_fitting_many_different_problems_in_one_session_does_not_look_like_retracing():
+    # Each problem traces its own training step once (then pooled), but
+    # TensorFlow counted the traces of GaussianFit._steps and Trainer._evaluate
+    # across instances and warned after five problems (the docs' gallery).
+    import logging
+    import warnings
+
+    import numpy as np
+    import tensorflow as tf
+
+    from sklearn_epi import ALParams, EPIEstimator, RealNVP
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    al = ALParams(num_iters=5, max_epochs=1, init_iters=5, batch_size=20)
+    try:
+        for D in range(2, 9):
+            est = EPIEstimator(
+                lambda z: z,
+                [[-5.0, 5.0]] * D,
+                flow=RealNVP(num_stages=1, num_units=4),
+                al_params=al,
+                random_state=0,
+                verbose=0,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(np.zeros(D), np.ones(D))
+    finally:
+        tf.get_logger().removeHandler(handler)
+    assert not [r for r in records if "retracing" in r.getMessage()]
+
+
+def test_retracing_warnings_about_other_functions_still_show():
+    import logging
+
+    from sklearn_epi._quiet import OwnRetracingFilter
+
+    def record(message):
+        return logging.LogRecord("tensorflow", logging.WARNING, __file__, 1, message, None, None)
+
+    warning = "5 out of the last 5 calls to {} triggered tf.function retracing."
+    own = warning.format("<bound method Trainer._evaluate of <x>>")
+    users = warning.format("<function my_statistic at 0x1>")
+    assert not OwnRetracingFilter().filter(record(own))
+    assert OwnRetracingFilter().filter(record(users))
