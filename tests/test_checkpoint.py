@@ -61,7 +61,7 @@ def run_script(tmp_path, directory, name, signum=0):
     script.write_text(SCRIPT)
     out = tmp_path / f"{name}.pkl"
     done = subprocess.run(
-        [sys.executable, str(script), str(directory), str(out), str(signum)],
+        [sys.executable, str(script), str(directory), str(out), str(int(signum))],
         capture_output=True,
         text=True,
     )
