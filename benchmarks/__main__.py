@@ -19,7 +19,8 @@ Sections (``--sections``, default all):
 * ``simulators``: one training iteration with the V1 and SC statistics
   (noisy networks simulated over time), today's against the ``tf.scan``
   implementations they replaced, XLA and plain graph, and a floor estimate.
-* ``peers``: sbi's NPE on the same criterion, when sbi is importable.
+* ``peers``: sbi's truncated sequential NPE beside EPI on the same RNN
+  criterion, N = 2 ... 50 (needs the ``peers`` extra; skipped without sbi).
 
 ``--quick`` shrinks every section (fewer problems, iterations, seeds) so the
 whole suite runs in about three minutes on two cores.
@@ -122,7 +123,10 @@ def _run_section(name, args):
     if name == "peers":
         from . import peers
 
-        return peers.run(args.quick)
+        rows, runs = peers.run(args.quick, args.sizes, args.seeds)
+        if runs:
+            _write_csv(RESULTS / f"peers_runs{args.suffix}.csv", runs, list(runs[0]))
+        return rows
     raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
 
 
@@ -169,8 +173,12 @@ def main(argv=None):
     )
     parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--quick", action="store_true", help="small versions of every section")
-    parser.add_argument("--sizes", type=int, nargs="+", help="RNN sizes N for the time section")
-    parser.add_argument("--seeds", type=int, help="seeds per N (time) or per setting (maxent)")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="RNN sizes N for the time and peers sections"
+    )
+    parser.add_argument(
+        "--seeds", type=int, help="seeds per N (time, peers) or per setting (maxent)"
+    )
     parser.add_argument("--csv", type=Path, help=f"output CSV (default {RESULTS}/latest.csv)")
     args = parser.parse_args(argv)
     args.suffix = "_quick" if args.quick else ""
