@@ -94,7 +94,9 @@ def _data_docstring(app, what, name, obj, options, lines):
     the docstring of ``ndarray`` or ``dict``. Look the comment up in the
     module that defines the constant; without one, show no text.
     """
-    if what != "data" or getattr(obj, "__doc__", None) != getattr(type(obj), "__doc__", None):
+    # An instance's docstring is its type's unless set on the instance itself
+    # (numpy 2.5's arrays no longer return exactly ``ndarray.__doc__``).
+    if what != "data" or "__doc__" in getattr(obj, "__dict__", {}):
         return
     from sphinx.pycode import ModuleAnalyzer
 
