@@ -14,10 +14,14 @@ setup(
     packages=find_packages(include=["sklearn_epi", "sklearn_epi.*"]),
     python_requires=">=3.10",
     install_requires=[
-        # TensorFlow and TFP are released in lock-step: TFP 0.25 is built
-        # against TF 2.18 and imports Keras 2 through tf-keras.
-        "tensorflow>=2.18,<2.19",
-        "tf-keras>=2.18,<2.19",
+        # TFP 0.25 (the newest release) imports Keras 2 through tf-keras,
+        # whose releases follow TensorFlow's minor versions. The window is
+        # what was run: the test suite on TF 2.18 (Python 3.11), 2.19
+        # (Python 3.10), 2.20 (Python 3.13) and 2.21 (Python 3.12, with the
+        # docs build), each with TFP 0.25.0 and the matching tf-keras.
+        # TF 2.18 and 2.19 publish no wheels for Python 3.13.
+        "tensorflow>=2.18,<2.22",
+        "tf-keras>=2.18,<2.22",
         "tensorflow-probability>=0.25,<0.26",
         "scikit-learn>=1.6",
         "numpy>=1.26",
@@ -42,6 +46,9 @@ setup(
             "tensorboard>=2.18",
         ],
         "monitoring": ["tensorboard>=2.18"],
+        # benchmarks/peers.py only (never imported by the package); checked with
+        # sbi 0.27.0 and PyTorch 2.13 (CPU build).
+        "peers": ["sbi>=0.27"],
         "doc": [
             "sphinx>=7",
             "sphinx-gallery>=0.15",
@@ -58,6 +65,10 @@ setup(
     },
     classifiers=[
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
         "Intended Audience :: Science/Research",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],
