@@ -150,11 +150,6 @@ def sbi_run(N, seed, n_round, budget_s):
     }
 
 
-def _median(values):
-    values = np.asarray(values, dtype=float)
-    return float(np.median(np.where(np.isfinite(values), values, np.inf)))
-
-
 def run(quick=False, sizes=None, n_seeds=None):
     if not available():
         print('peers: sbi is not importable; install it with pip install -e ".[peers]"')
@@ -190,12 +185,18 @@ def run(quick=False, sizes=None, n_seeds=None):
             )
             theirs.append(peer)
             ours.append(mine)
-            runs.append(dict(N=N, seed=seed, **{f"sbi_{k}": v for k, v in peer.items()}))
-            runs[-1].update({f"epi_{k}": mine[k] for k in ("t_criterion", "sims_criterion")})
-        t_ours = _median([r["t_criterion"] for r in ours])
-        t_sbi = _median([r["seconds"] for r in theirs])
-        k_ours = sum(np.isfinite(r["t_criterion"]) for r in ours)
-        k_sbi = sum(np.isfinite(r["seconds"]) for r in theirs)
+            runs.append(
+                {
+                    "N": N,
+                    "seed": seed,
+                    **{f"sbi_{k}": v for k, v in peer.items()},
+                    **{f"epi_{k}": mine[k] for k in ("t_criterion", "sims_criterion")},
+                }
+            )
+        t_ours, k_ours = time_to_property.median_reached([r["t_criterion"] for r in ours])
+        t_sbi, k_sbi = time_to_property.median_reached([r["seconds"] for r in theirs])
+        sims_ours, _ = time_to_property.median_reached([r["sims_criterion"] for r in ours])
+        sims_sbi, _ = time_to_property.median_reached([r["sims"] for r in theirs])
         rows.append(
             {
                 "section": "peers",
@@ -209,8 +210,7 @@ def run(quick=False, sizes=None, n_seeds=None):
                 "notes": (
                     f"median of {n_seeds} seeds (not reached = inf); reached: EPI {k_ours}/"
                     f"{n_seeds}, sbi {k_sbi}/{n_seeds} within {budget} s; sims: EPI "
-                    f"{_median([r['sims_criterion'] for r in ours]):.3g}, sbi "
-                    f"{_median([r['sims'] for r in theirs]):.3g} ({n_round} per round)"
+                    f"{sims_ours:.3g}, sbi {sims_sbi:.3g} ({n_round} per round)"
                 ),
             }
         )

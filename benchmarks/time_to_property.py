@@ -111,13 +111,18 @@ def run(quick=False, sizes=None, n_seeds=None):
     return rows, runs
 
 
+def median_reached(values):
+    """Median over runs (one that never got there, NaN, counts as +inf) and how many got there."""
+    values = np.asarray(values, dtype=float)
+    reached = np.isfinite(values)
+    # Runs that never reached it count as +inf, so the median is honest.
+    median = float(np.median(np.where(reached, values, np.inf))) if len(values) else np.nan
+    return median, int(reached.sum())
+
+
 def _summary_rows(N, results, budget, quick):
     def stat(key):
-        values = np.array([r[key] for r in results], dtype=float)
-        reached = np.isfinite(values)
-        # Runs that never reached it count as +inf, so the median is honest.
-        median = np.median(np.where(reached, values, np.inf)) if len(values) else np.nan
-        return median, int(reached.sum())
+        return median_reached([r[key] for r in results])
 
     n = len(results)
     t_crit, k_crit = stat("t_criterion")
