@@ -1,9 +1,11 @@
 """Quiet by default: TensorFlow's start-up notices are dropped, everything else on stderr shows."""
 
+import logging
 import os
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 
 from sklearn_epi._quiet import filtered_stderr, notices
 
@@ -15,6 +17,23 @@ est = EPIEstimator(lambda z: z, [[-np.inf, np.inf]], al_params=al, random_state=
 est.fit([0.0], [1.0])
 print("fitted")
 """
+
+
+@contextmanager
+def retracing_warnings():
+    """The "triggered tf.function retracing" records TensorFlow's logger lets through."""
+    import tensorflow as tf
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf.get_logger().addHandler(handler)
+    retracing = []
+    try:
+        yield retracing
+    finally:
+        tf.get_logger().removeHandler(handler)
+        retracing += [r for r in records if "retracing" in r.getMessage()]
 
 
 def run_python(code, **env):
@@ -90,47 +109,33 @@ def test_many_fitted_estimators_in_one_session_do_not_look_like_retracing():
     # Each fitted estimator traces its own queries once; as bound methods of
     # one class they counted as one function retraced, and TensorFlow warned
     # after five estimators (a grid search, a benchmark loop).
-    import logging
-
     import tensorflow as tf
 
     from sklearn_epi import RealNVP
     from sklearn_epi._queries import FittedFunctions
     from sklearn_epi.support import parse_bounds
 
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    tf.get_logger().addHandler(handler)
-    try:
+    with retracing_warnings() as warned:
         for _ in range(7):
             flow = RealNVP(num_units=4).build(parse_bounds([[0.0, 1.0]] * 2), seed=0)
             fns = FittedFunctions(flow)
             fns.sample(10, tf.constant([0, 1], tf.int32))
             fns.log_prob(tf.constant([[0.5, 0.5]], flow.dtype))
-    finally:
-        tf.get_logger().removeHandler(handler)
-    assert not [r for r in records if "retracing" in r.getMessage()]
+    assert not warned
 
 
 def test_fitting_many_different_problems_in_one_session_does_not_look_like_retracing():
     # Each problem traces its own training step once (then pooled), but
     # TensorFlow counted the traces of GaussianFit._steps and Trainer._evaluate
     # across instances and warned after five problems (the docs' gallery).
-    import logging
     import warnings
 
     import numpy as np
-    import tensorflow as tf
 
     from sklearn_epi import ALParams, EPIEstimator, RealNVP
 
-    records = []
-    handler = logging.Handler()
-    handler.emit = records.append
-    tf.get_logger().addHandler(handler)
     al = ALParams(num_iters=5, max_epochs=1, init_iters=5, batch_size=20)
-    try:
+    with retracing_warnings() as warned:
         for D in range(2, 9):
             est = EPIEstimator(
                 lambda z: z,
@@ -143,14 +148,10 @@ def test_fitting_many_different_problems_in_one_session_does_not_look_like_retra
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est.fit(np.zeros(D), np.ones(D))
-    finally:
-        tf.get_logger().removeHandler(handler)
-    assert not [r for r in records if "retracing" in r.getMessage()]
+    assert not warned
 
 
 def test_retracing_warnings_about_other_functions_still_show():
-    import logging
-
     from sklearn_epi._quiet import OwnRetracingFilter
 
     def record(message):
