@@ -67,10 +67,6 @@ class _FlowSpec(BaseEstimator):
             raise ValueError(f"flow.num_bins must be >= 2 for splines; got {self.num_bins}")
         if not isinstance(self.post_affine, (bool, np.bool_)):
             raise TypeError(f"flow.post_affine must be a bool; got {self.post_affine!r}")
-        if getattr(self, "permutation", "reverse") not in ("reverse", "random"):
-            raise ValueError(
-                f"flow.permutation must be 'reverse' or 'random'; got {self.permutation!r}"
-            )
         if not isinstance(self.spline_range, Real) or isinstance(self.spline_range, bool):
             raise TypeError(f"flow.spline_range must be a number > 0; got {self.spline_range!r}")
         if not self.spline_range > 0:
@@ -122,17 +118,17 @@ class RealNVP(_FlowSpec):
     post_affine : bool, default=True
         Append a trainable elementwise affine before the support bijector.
     permutation : {"reverse", "random"}, default="reverse"
-        Order of the coordinates between stages. ``"reverse"`` (the paper's)
-        splits them into the same two halves at every stage when D is even:
-        no coupling ever relates two coordinates of one half, and the
-        statistic's key pairs should lie across the halves (``z[:D // 2]``
-        against ``z[D // 2:]``). ``"random"`` draws a new split for each
-        stage (from a fixed stream: the same orders for every seed). On the
-        paper's oscillator, whose key pairs (a11, a22) and (a12, a21) lie
-        across the halves, reversal is the better choice: with random splits
-        one stage couples neither pair, and fits stalled about 5.5 nats below
-        the maximum on 1 of 5 seeds (6 of 10 with a narrower initial
-        Gaussian; ``python -m benchmarks --sections maxent``).
+        Order of the coordinates between stages. ``"reverse"`` splits them
+        into the same two halves at every stage when D is even: no coupling
+        ever relates two coordinates of one half, so the statistic's key
+        pairs should lie across the halves (``z[:D // 2]`` against
+        ``z[D // 2:]``). ``"random"`` draws a new split for each stage (from a
+        fixed stream: the same orders for every seed). On the paper's
+        oscillator, whose key pairs (a11, a22) and (a12, a21) lie across the
+        halves, reversal is the better choice: with random splits one stage
+        couples neither pair, and fits stalled about 5.5 nats below the
+        maximum on 1 of 5 seeds (on 5 of 5 with a narrower initial Gaussian;
+        ``python -m benchmarks --sections maxent``).
 
     See Also
     --------
@@ -166,6 +162,13 @@ class RealNVP(_FlowSpec):
         # coordinates between stages.
         state.setdefault("permutation", "reverse")
         super().__setstate__(state)
+
+    def _validate(self) -> None:
+        super()._validate()
+        if self.permutation not in ("reverse", "random"):
+            raise ValueError(
+                f"flow.permutation must be 'reverse' or 'random'; got {self.permutation!r}"
+            )
 
     def _stage(self, dim, rng, dtype, index):
         num_masked = dim // 2
