@@ -119,9 +119,9 @@ class RealNVP(_FlowSpec):
         Append a trainable elementwise affine before the support bijector.
     permutation : {"reverse", "random"}, default="reverse"
         Order of the coordinates between stages. ``"reverse"`` splits them
-        into the same two halves at every stage when D is even: no coupling
-        ever relates two coordinates of one half, so the statistic's key
-        pairs should lie across the halves (``z[:D // 2]`` against
+        into the same two halves at every stage when D is even: no stage
+        conditions a coordinate on another of its own half, so the
+        statistic's key pairs should lie across the halves (``z[:D // 2]`` against
         ``z[D // 2:]``). ``"random"`` draws a new split for each stage (from a
         fixed stream: the same orders for every seed). On the paper's
         oscillator, whose key pairs (a11, a22) and (a12, a21) lie across the
@@ -349,8 +349,8 @@ def _mixing_permutation(dim, rng):
 
     Reversing the coordinates between coupling stages, with ``dim // 2`` of
     them conditioning, splits them into the same two halves at every stage
-    (for even ``dim``): couplings then never relate two coordinates of one
-    half. A random order redraws the split; a draw that gives the same
+    (for even ``dim``): no stage then conditions a coordinate on another of
+    its own half. A random order redraws the split; a draw that gives the same
     halves again is redrawn. Two coordinates can only swap roles: reversal.
     """
     if dim < 3:
