@@ -43,6 +43,7 @@ class _FlowSpec(BaseEstimator):
         num_bins: int = 8,
         spline_range: float = 4.0,
         post_affine: bool = True,
+        permutation: str = "reverse",
     ):
         self.num_stages = num_stages
         self.num_layers = num_layers
@@ -51,6 +52,13 @@ class _FlowSpec(BaseEstimator):
         self.num_bins = num_bins
         self.spline_range = spline_range
         self.post_affine = post_affine
+        self.permutation = permutation
+
+    def __setstate__(self, state):
+        # Saved before ``permutation`` existed: those flows reversed the
+        # coordinates between stages.
+        state.setdefault("permutation", "reverse")
+        super().__setstate__(state)
 
     def _validate(self) -> None:
         for field in self._integer_fields:
@@ -67,6 +75,10 @@ class _FlowSpec(BaseEstimator):
             raise ValueError(f"flow.num_bins must be >= 2 for splines; got {self.num_bins}")
         if not isinstance(self.post_affine, (bool, np.bool_)):
             raise TypeError(f"flow.post_affine must be a bool; got {self.post_affine!r}")
+        if self.permutation not in ("reverse", "random"):
+            raise ValueError(
+                f"flow.permutation must be 'reverse' or 'random'; got {self.permutation!r}"
+            )
         if not isinstance(self.spline_range, Real) or isinstance(self.spline_range, bool):
             raise TypeError(f"flow.spline_range must be a number > 0; got {self.spline_range!r}")
         if not self.spline_range > 0:
@@ -141,35 +153,6 @@ class RealNVP(_FlowSpec):
     25
     """
 
-    def __init__(
-        self,
-        num_stages: int = 3,
-        num_layers: int = 2,
-        num_units: int = 50,
-        elementwise: str = "affine",
-        num_bins: int = 8,
-        spline_range: float = 4.0,
-        post_affine: bool = True,
-        permutation: str = "reverse",
-    ):
-        super().__init__(
-            num_stages, num_layers, num_units, elementwise, num_bins, spline_range, post_affine
-        )
-        self.permutation = permutation
-
-    def __setstate__(self, state):
-        # Saved before ``permutation`` existed: those flows reversed the
-        # coordinates between stages.
-        state.setdefault("permutation", "reverse")
-        super().__setstate__(state)
-
-    def _validate(self) -> None:
-        super()._validate()
-        if self.permutation not in ("reverse", "random"):
-            raise ValueError(
-                f"flow.permutation must be 'reverse' or 'random'; got {self.permutation!r}"
-            )
-
     def _stage(self, dim, rng, dtype, index):
         num_masked = dim // 2
         transformed = dim - num_masked
@@ -223,7 +206,9 @@ class MAF(_FlowSpec):
     num_bins : int, default=8
     spline_range : float, default=4.0
     post_affine : bool, default=True
-        See :class:`RealNVP`.
+    permutation : {"reverse", "random"}, default="reverse"
+        See :class:`RealNVP`. Reversal alternates the autoregressive order;
+        ``"random"`` draws a new order per stage.
 
     See Also
     --------
@@ -391,7 +376,7 @@ class FlowDistribution(tf.Module):
         steps = []
         for index in range(spec.num_stages):
             if index > 0 and dim > 1:
-                if getattr(spec, "permutation", "reverse") == "reverse":
+                if spec.permutation == "reverse":
                     order = np.arange(dim)[::-1].copy()
                 else:
                     order = _mixing_permutation(dim, permutations)

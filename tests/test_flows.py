@@ -94,9 +94,10 @@ def test_reversal_keeps_one_split():
     assert {s if 0 in s else frozenset(range(4)) - s for s in splits} == {frozenset({0, 1})}
 
 
-def test_random_permutation_flow_is_normalised_and_fused_path_agrees():
+@pytest.mark.parametrize("flow_class", [RealNVP, MAF])
+def test_random_permutation_flow_is_normalised_and_fused_path_agrees(flow_class):
     support = parse_bounds([[-1.0, 1.0]] * 4)
-    flow = _perturbed(RealNVP(num_units=16, permutation="random"), [[-1.0, 1.0]] * 4)
+    flow = _perturbed(flow_class(num_units=16, permutation="random"), [[-1.0, 1.0]] * 4)
     z, log_q = flow.sample_and_log_prob(2000, seed=tf.constant([3, 4]))
     np.testing.assert_allclose(flow.log_prob(z).numpy(), log_q.numpy(), rtol=1e-6, atol=1e-6)
     # Importance estimate of the integral against the uniform density on the box.
@@ -114,12 +115,12 @@ def test_same_random_permutations_for_every_seed():
 
 
 def test_flow_pickled_before_permutation_existed_loads_with_reversal():
-    old = RealNVP(num_units=8, permutation="random")
-    state = old.__getstate__()
-    del state["permutation"]
-    loaded = RealNVP.__new__(RealNVP)
-    loaded.__setstate__(state)
-    assert loaded.permutation == "reverse"
+    for flow_class in (RealNVP, MAF):
+        state = flow_class(num_units=8, permutation="random").__getstate__()
+        del state["permutation"]
+        loaded = flow_class.__new__(flow_class)
+        loaded.__setstate__(state)
+        assert loaded.permutation == "reverse"
 
 
 def test_weights_round_trip_rebuilds_the_same_density():
