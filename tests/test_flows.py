@@ -95,15 +95,12 @@ def test_reversal_keeps_one_split():
 
 
 @pytest.mark.parametrize("flow_class", [RealNVP, MAF])
-def test_random_permutation_flow_is_normalised_and_fused_path_agrees(flow_class):
-    support = parse_bounds([[-1.0, 1.0]] * 4)
+def test_random_permutation_fused_path_agrees_with_the_bijector_chain(flow_class):
+    # The fused pass applies its own copy of each permutation; TFP's chain
+    # (a normalised density by construction) applies the Permute bijectors.
     flow = _perturbed(flow_class(num_units=16, permutation="random"), [[-1.0, 1.0]] * 4)
     z, log_q = flow.sample_and_log_prob(2000, seed=tf.constant([3, 4]))
     np.testing.assert_allclose(flow.log_prob(z).numpy(), log_q.numpy(), rtol=1e-6, atol=1e-6)
-    # Importance estimate of the integral against the uniform density on the box.
-    u = tf.constant(np.random.default_rng(1).uniform(-1, 1, size=(200_000, 4)))
-    assert np.mean(np.exp(flow.log_prob(u).numpy())) * 2.0**4 == pytest.approx(1.0, abs=0.05)
-    assert support.dim == 4
 
 
 def test_same_random_permutations_for_every_seed():
