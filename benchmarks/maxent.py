@@ -18,10 +18,10 @@ The settings: the defaults; ``c0 = 1``, a strong start; ``beta = 2`` with
 per-epoch cosine with warm-up; half and twice the learning rate (twice
 also with the narrower Gaussian below); twice the batch with half the
 steps; a narrower initial Gaussian (std 1 instead of the default 20 / 6);
-twice the units in the flow's conditioners; a fourth
-coupling stage; random splits between the flow's stages instead of
-reversal (alone and with the narrower Gaussian); and the paper's schedule
-(``beta = 4``, 10 epochs of 2000 constant-rate steps at 1e-3).
+twice the units in the flow's conditioners; a fourth coupling stage;
+random splits between the flow's stages instead of reversal (alone and
+with the narrower Gaussian); and the paper's schedule (``beta = 4``, 10
+epochs of 2000 constant-rate steps at 1e-3).
 ``--quick`` fits only 400 iterations of the defaults: a smoke test of the
 section, not a measurement.
 """

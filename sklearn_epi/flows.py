@@ -133,9 +133,10 @@ class RealNVP(_FlowSpec):
         Order of the coordinates between stages. ``"reverse"`` splits them
         into the same two halves at every stage when D is even: no stage
         conditions a coordinate on another of its own half, so the
-        statistic's key pairs should lie across the halves (``z[:D // 2]`` against
-        ``z[D // 2:]``). ``"random"`` draws a new split for each stage (from a
-        fixed stream: the same orders for every seed). On the paper's
+        statistic's key pairs should lie across the halves (``z[:D // 2]``
+        against ``z[D // 2:]``). ``"random"`` draws a new split for each
+        stage (from a fixed stream: the same orders for every seed; with
+        D = 2 there is only one split, and it reverses). On the paper's
         oscillator, whose key pairs (a11, a22) and (a12, a21) lie across the
         halves, reversal is the better choice: with random splits one stage
         couples neither pair, and fits stalled about 5.5 nats below the
@@ -336,10 +337,8 @@ def _mixing_permutation(dim, rng):
     them conditioning, splits them into the same two halves at every stage
     (for even ``dim``): no stage then conditions a coordinate on another of
     its own half. A random order redraws the split; a draw that gives the same
-    halves again is redrawn. Two coordinates can only swap roles: reversal.
+    halves again is redrawn. Needs ``dim >= 3``: two coordinates have one split.
     """
-    if dim < 3:
-        return np.arange(dim)[::-1].copy()
     half = dim // 2
     same = set(range(half)), set(range(dim - half, dim))
     while True:
@@ -376,10 +375,10 @@ class FlowDistribution(tf.Module):
         steps = []
         for index in range(spec.num_stages):
             if index > 0 and dim > 1:
-                if spec.permutation == "reverse":
-                    order = np.arange(dim)[::-1].copy()
-                else:
+                if spec.permutation == "random" and dim >= 3:
                     order = _mixing_permutation(dim, permutations)
+                else:
+                    order = np.arange(dim)[::-1].copy()
                 stages.append(tfb.Permute(order, name=f"permute_{index}"))
                 steps.append(lambda x, p=order: (tf.gather(x, p, axis=-1), 0.0))
             stage, conditioner, step = spec._stage(dim, rng, self.dtype, index)
