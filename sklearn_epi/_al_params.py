@@ -64,7 +64,8 @@ class ALParams(BaseEstimator):
     max_epochs : int, default=25
         Maximum number of epochs (``k_max``).
     init_iters : int, default=1000
-        Adam steps fitting the flow to the initial Gaussian, before epoch 1.
+        Adam steps fitting the flow to the initial Gaussian, before epoch 1;
+        with ``init={"samples": ...}`` as many again fitting it to the points.
     log_rate : int, default=50
         Iterations between logged rows of ``history_`` (and the only points
         where training values are copied to the host).

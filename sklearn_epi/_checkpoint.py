@@ -47,7 +47,7 @@ def describe(estimator, prop, seeds, statistic_key) -> dict:
     from . import __version__
 
     params = {
-        name: repr(value)
+        name: _setting(value)
         for name, value in sorted(estimator.get_params(deep=False).items())
         if name not in NOT_SETTINGS and name not in ("statistic", "al_params")
     }
@@ -66,6 +66,19 @@ def describe(estimator, prop, seeds, statistic_key) -> dict:
         "constraints": list(prop.constraint_names),
         "seeds": [int(s) for s in seeds],
     }
+
+
+def _setting(value) -> str:
+    """A parameter as compared between runs: its repr, or a content hash for points.
+
+    NumPy abbreviates the repr of a large array, so ``init={"samples": Z}``
+    is compared by a hash of its content.
+    """
+    if isinstance(value, dict) and "samples" in value:
+        import joblib
+
+        return f"init samples, joblib.hash {joblib.hash(value)}"
+    return repr(value)
 
 
 def readable_name(statistic) -> str:

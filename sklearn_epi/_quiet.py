@@ -117,6 +117,7 @@ def start_xla() -> None:
 OWN_FUNCTIONS = (
     "FittedFunctions",
     "GaussianFit._steps",
+    "SampleFit._steps",
     "Trainer._train_steps",
     "Trainer._evaluate",
 )

@@ -299,16 +299,26 @@ def _check_sendable(statistic):
 
 
 def _check_init(init, support):
-    """The initial Gaussian: the support's default, with ``init``'s mean/std where given."""
+    """The initial distribution: ``(mean, std, samples)``.
+
+    ``samples`` is ``None`` for a Gaussian start (the support's default, with
+    ``init``'s mean/std where given); for ``init={"samples": Z}`` it is ``Z``
+    as float64, and mean/std are its column means and spreads (for the
+    precision check and the statistic's probe).
+    """
     mean, std = support.default_gaussian()
     if init is None:
-        return mean, std
+        return mean, std, None
     if not isinstance(init, dict):
-        raise TypeError(f"init must be None or a dict with 'mean'/'std'; got {init!r}")
-    unknown = set(init) - {"mean", "std"}
+        raise TypeError(f"init must be None or a dict with 'mean'/'std' or 'samples'; got {init!r}")
+    unknown = set(init) - {"mean", "std", "samples"}
     if unknown:
-        raise ValueError(f"init accepts the keys 'mean' and 'std'; got unknown {sorted(unknown)}")
+        raise ValueError(
+            f"init accepts the keys 'mean', 'std' and 'samples'; got unknown {sorted(unknown)}"
+        )
     D = support.dim
+    if "samples" in init:
+        return _check_init_samples(init, support)
     for key, target in (("mean", mean), ("std", std)):
         if key not in init:
             continue
@@ -322,4 +332,50 @@ def _check_init(init, support):
         raise ValueError(f"init['mean'] must lie inside the bounds; got {mean}")
     if not np.all(std > 0) or not np.all(np.isfinite(std)):
         raise ValueError(f"init['std'] must be finite and > 0; got {std}")
-    return mean, std
+    return mean, std, None
+
+
+def _check_init_samples(init, support):
+    """``init={"samples": Z}``: Z of shape (n, D), strictly inside the bounds.
+
+    A DataFrame's columns must be the parameter names (they are put in the
+    bounds' order); a plain array is taken in the bounds' order and must be
+    ``(n, D)`` with ``n > D``, so that a transposed ``(D, n)`` array is refused.
+    """
+    if set(init) != {"samples"}:
+        raise ValueError(
+            "init['samples'] replaces the initial Gaussian: give it alone, without "
+            f"'mean'/'std'; got keys {sorted(init)}"
+        )
+    D, names = support.dim, list(support.names)
+    Z = init["samples"]
+    if hasattr(Z, "columns"):
+        columns = [str(c) for c in Z.columns]
+        if sorted(columns) != sorted(names):
+            raise ValueError(
+                f"init['samples'] has columns {columns}; expected the parameters {names}"
+            )
+        Z = Z[names].to_numpy()
+    try:
+        Z = np.asarray(Z, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"init['samples'] must be a numeric array of shape (n, {D})") from exc
+    if Z.ndim != 2 or Z.shape[1] != D or Z.shape[0] <= D:
+        raise ValueError(
+            f"init['samples'] must have shape (n, {D}) with n > {D} points; got shape "
+            f"{Z.shape}" + (" (transposed?)" if Z.ndim == 2 and Z.shape[0] == D else "")
+        )
+    outside = np.flatnonzero(~support.contains(Z))
+    if outside.size:
+        raise ValueError(
+            f"init['samples'] must lie strictly inside the bounds (and be finite); "
+            f"{outside.size} of {len(Z)} rows do not, the first is row {outside[0]}: "
+            f"{Z[outside[0]]}"
+        )
+    std = Z.std(axis=0)
+    if not np.all(std > 0):
+        raise ValueError(
+            f"init['samples'] must vary in every parameter; constant in "
+            f"{[n for n, s in zip(names, std) if s == 0]}"
+        )
+    return Z.mean(axis=0), std, Z

@@ -113,11 +113,21 @@ class EPIEstimator(BaseEstimator):
     al_params : ALParams or dict, default=None
         Optimisation hyperparameters; ``None`` means ``ALParams()``.
     init : dict, default=None
-        Initial isotropic Gaussian the flow is fitted to before epoch 1, as
-        ``{"mean": ..., "std": ...}`` (scalars or length-D arrays; either
-        key may be omitted). Default: centre of each interval with a sixth of
-        its width as standard deviation; one unit inside one-sided bounds
-        with unit spread; N(0, 1) on unbounded dimensions.
+        Initial distribution the flow is fitted to before epoch 1. A
+        Gaussian ``{"mean": ..., "std": ...}`` (scalars or length-D arrays;
+        either key may be omitted; default: centre of each interval with a
+        sixth of its width as standard deviation, one unit inside one-sided
+        bounds with unit spread, N(0, 1) on unbounded dimensions). Or
+        ``{"samples": Z}``, points of shape ``(n, D)`` (an array in the
+        bounds' order, or a DataFrame with the parameter names as columns)
+        strictly inside the bounds: after the Gaussian of their mean and
+        spread, the flow is fitted to them by maximum likelihood for another
+        ``init_iters`` steps. Use it for a property so rare that a Gaussian
+        start sees no gradient towards it: start from the parameters a
+        brute-force search kept, or from the pooled samples of fits that
+        each found one region. A mixture of distributions that have the
+        property has it too (the constraints are linear in the
+        distribution), so a fit started from such a pool starts satisfied.
     n_seeds : int, default=1
         Independent fits (random restarts); the converged seed of greatest
         entropy is kept.
@@ -136,10 +146,10 @@ class EPIEstimator(BaseEstimator):
         Compile the training loop with XLA; if the statistic does not
         compile, the fit falls back to plain graphs with a warning.
     memory : str, joblib.Memory or None, default=None
-        Cache of the Gaussian initialisation (as in scikit-learn's
+        Cache of the initialisation (as in scikit-learn's
         ``Pipeline``): a directory path or a ``joblib.Memory``. The cache key
         is the content of what determines the result (flow hyperparameters,
-        bounds, initial Gaussian, ``init_iters``, ``batch_size``, ``lr``,
+        bounds, ``init``, ``init_iters``, ``batch_size``, ``lr``,
         seed, dtype), so refits and grid searches over ``c0``, ``beta`` or
         the iteration budget skip the initialisation.
     random_state : int, RandomState instance or None, default=None
@@ -354,7 +364,7 @@ class EPIEstimator(BaseEstimator):
         dtype, verbose = _check_dtype(self.dtype), _check_verbose(self.verbose)
         support = parse_bounds(self.bounds)
         mu, sigma2, stat_names = _check_targets(mu, sigma2)
-        init_mean, init_std = _check_init(self.init, support)
+        init_mean, init_std, init_samples = _check_init(self.init, support)
         _check_precision(dtype, mu, sigma2, support, init_mean, init_std)
         _probe_statistic(self.statistic, init_mean, len(mu))
         prop = EmergentProperty(mu, sigma2, tuple(stat_names))
@@ -374,6 +384,7 @@ class EPIEstimator(BaseEstimator):
             al=al,
             init_mean=init_mean,
             init_std=init_std,
+            init_samples=init_samples,
             alpha=float(self.alpha),
             n_test=int(n_test),
             n_test_batches=_N_TEST_BATCHES,

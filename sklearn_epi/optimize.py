@@ -57,6 +57,7 @@ class SeedSpec:
     deadline: float | None = None
     warm_states: dict | None = None
     keep_state: bool = False
+    init_samples: np.ndarray | None = None
 
 
 @dataclass
@@ -354,10 +355,11 @@ def initialise(spec: SeedSpec, seed: int):
         seed,
         spec.dtype,
         spec.jit_compile,
+        spec.init_samples,
     )
     key, trainer = _checkout_trainer(spec)
     # The AL phase continues the initialisation's random stream.
-    trainer.start_al(weights, seed, al.init_iters, al.lr, al.c0, spec.prop)
+    trainer.start_al(weights, seed, al_start_step(spec), al.lr, al.c0, spec.prop)
     return key, trainer
 
 
@@ -405,13 +407,26 @@ def calibrate(trainer, spec, initial) -> None:
 
 
 def initial_weights(
-    flow_spec, support, mean, std, init_iters, batch_size, lr, seed, dtype, jit_compile
+    flow_spec,
+    support,
+    mean,
+    std,
+    init_iters,
+    batch_size,
+    lr,
+    seed,
+    dtype,
+    jit_compile,
+    samples=None,
 ) -> list:
-    """Flow weights after fitting q to N(mean, diag(std^2)) (Algorithm 1, line 1).
+    """Flow weights after fitting q to the initial distribution (Algorithm 1, line 1).
 
+    ``init_iters`` Adam steps on KL(q || N(mean, diag(std^2))); with
+    ``samples``, a further ``init_iters`` steps of maximum likelihood on them,
+    so the fit of the points starts from a flow already at their scale.
     A pure function of its arguments, so ``joblib.Memory`` can cache it: grid
     searches over AL hyperparameters (``c0``, ``beta``, ...) then share one
-    initialisation per flow, support, Gaussian and seed.
+    initialisation per flow, support, initial distribution and seed.
 
     Returns
     -------
@@ -421,19 +436,36 @@ def initial_weights(
     weights = flow_spec.build(support, seed=seed, dtype=tf.as_dtype(dtype)).get_weights()
     if not init_iters:
         return weights
+    steps = tf.constant(init_iters, tf.int32)
     key, gaussian = checkout("gaussian", flow_spec, support, batch_size, dtype, jit_compile)
     try:
         gaussian.start(weights, seed, 0, lr)
         gaussian.mean.assign(mean)
         gaussian.std.assign(std)
-        _, finite = gaussian.steps(tf.constant(init_iters, tf.int32))
+        _, finite = gaussian.steps(steps)
         if not bool(finite):
             raise NonFinite(
                 0, 0, "loss in the Gaussian initialisation", _reporting.OPTIMISER_ADVICE
             )
-        return gaussian.flow.get_weights()
+        weights = gaussian.flow.get_weights()
     finally:
         checkin(key, gaussian)
+    if samples is None:
+        return weights
+    key, fit = checkout("samples", flow_spec, support, batch_size, dtype, jit_compile)
+    try:
+        fit.start(weights, seed, init_iters, lr)
+        _, finite = fit.steps(tf.constant(samples, fit.flow.dtype), steps)
+        if not bool(finite):
+            raise NonFinite(0, 0, "loss in the fit of init['samples']", _reporting.OPTIMISER_ADVICE)
+        return fit.flow.get_weights()
+    finally:
+        checkin(key, fit)
+
+
+def al_start_step(spec: SeedSpec) -> int:
+    """Position in the seed's random stream where the AL phase begins (after the init)."""
+    return spec.al.init_iters * (1 if spec.init_samples is None else 2)
 
 
 def train_epoch(trainer, spec, seed_index, epoch, progress, callbacks) -> list:

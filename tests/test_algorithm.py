@@ -157,3 +157,38 @@ def test_an_unreachable_target_is_named_as_such():
     message = str(record[0].message)
     assert "mean_f0 (p = 0): unreachable: the statistic took values in [0" in message
     assert "target 2" in message
+
+
+def _two_clusters(n=400, spread=0.05):
+    rng = np.random.default_rng(0)
+    centres = np.where(rng.random(n) < 0.5, -0.5, 0.5)[:, None]
+    return centres + rng.normal(0.0, spread, (n, 2))
+
+
+def test_init_samples_start_the_flow_on_every_cluster_of_the_points():
+    from sklearn_epi.optimize import initial_weights
+
+    Z, support = _two_clusters(), parse_bounds([[-1.0, 1.0]] * 2)
+    weights = initial_weights(
+        RealNVP(), support, Z.mean(0), Z.std(0), 300, 200, 5e-3, 0, "float32", True, Z
+    )
+    flow = RealNVP().build(support, seed=0)
+    flow.set_weights(weights)
+    sample = flow.distribution.sample(4000, seed=1).numpy()
+    upper = sample[:, 0] > 0
+    assert 0.4 < upper.mean() < 0.6
+    np.testing.assert_allclose(sample[upper].mean(0), [0.5, 0.5], atol=0.1)
+    np.testing.assert_allclose(sample[~upper].mean(0), [-0.5, -0.5], atol=0.1)
+    # The gap between the clusters is empty, as in the points.
+    assert np.mean(np.abs(sample[:, 0]) < 0.2) < 0.05
+
+
+def test_a_fit_from_init_samples_begins_at_the_points_entropy():
+    # Two clusters N(+-0.5, 0.05^2 I) have entropy log 2 + log(2 pi e 0.05^2)
+    # = -2.46 nats; the default Gaussian start on [-1, 1]^2 about +0.6.
+    al = ALParams(c0=1.0, num_iters=50, max_epochs=1, init_iters=300, lr=5e-3)
+    est = EPIEstimator(identity, [[-1.0, 1.0]] * 2, al_params=al, random_state=0)
+    fit_quietly(est.set_params(init={"samples": _two_clusters()}), [0.0, 0.0])
+    first = est.history_["H"].iloc[0]
+    fit_quietly(est.set_params(init=None), [0.0, 0.0])
+    assert first < -1.5 < 0.0 < est.history_["H"].iloc[0]

@@ -126,6 +126,18 @@ def test_other_settings_in_a_used_directory_are_refused(tmp_path):
     assert refit.epoch_ in (1, 2)
 
 
+def test_other_init_samples_in_a_used_directory_are_refused(tmp_path):
+    # NumPy abbreviates the repr of arrays over 1000 numbers: these two
+    # differ only in a row that the repr leaves out.
+    Z = np.random.default_rng(0).normal(0.5, 1.0, (2000, 1))
+    fit_quietly(quick(tmp_path, init={"samples": Z}))
+    other = Z.copy()
+    other[1000] += 1.0
+    assert repr({"samples": other}) == repr({"samples": Z})
+    with pytest.raises(ValueError, match=r"other settings \(differing: params.init\)"):
+        fit_quietly(quick(tmp_path, init={"samples": other}))
+
+
 def test_a_damaged_checkpoint_falls_back_to_the_previous_one_and_names_the_file(tmp_path):
     save_seed(tmp_path, 0, {"finished": False, "epoch": 1})
     save_seed(tmp_path, 0, {"finished": False, "epoch": 2})

@@ -79,6 +79,36 @@ def make(**kwargs):
         ({"dtype": "float16"}, ([0, 0],), ValueError, "dtype must be"),
         ({"init": {"mean": 5.0}}, ([0, 0],), ValueError, "init"),
         ({"init": {"scale": 1.0}}, ([0, 0],), ValueError, "unknown"),
+        (
+            {"init": {"samples": np.zeros((2, 10))}},
+            ([0, 0],),
+            ValueError,
+            r"init\['samples'\] must have shape \(n, 2\).*transposed",
+        ),
+        (
+            {"init": {"samples": np.full((10, 2), 1.0)}},
+            ([0, 0],),
+            ValueError,
+            r"init\['samples'\] must lie strictly inside the bounds",
+        ),
+        (
+            {"init": {"samples": np.zeros((10, 2)), "std": 0.1}},
+            ([0, 0],),
+            ValueError,
+            r"init\['samples'\] replaces the initial Gaussian",
+        ),
+        (
+            {"init": {"samples": np.zeros((10, 2))}},
+            ([0, 0],),
+            ValueError,
+            r"init\['samples'\] must vary in every parameter; constant in \['a', 'b'\]",
+        ),
+        (
+            {"init": {"samples": [["x", "y"]] * 3}},
+            ([0, 0],),
+            TypeError,
+            r"init\['samples'\] must be a numeric array",
+        ),
     ],
 )
 def test_bad_input_is_rejected_with_the_argument_named(kwargs, fit_args, error, match):
@@ -99,6 +129,22 @@ def test_bad_input_is_rejected_with_the_argument_named(kwargs, fit_args, error, 
 def test_unfitted_estimator_raises_not_fitted(method, args):
     with pytest.raises(NotFittedError):
         getattr(make(), method)(*args)
+
+
+def test_init_samples_dataframe_columns_are_matched_by_name():
+    pd = pytest.importorskip("pandas")
+    from sklearn_epi._validation import _check_init
+    from sklearn_epi.support import parse_bounds
+
+    support = parse_bounds(BOUNDS)
+    Z = np.random.default_rng(0).uniform(-0.5, 0.5, (20, 2))
+    Z[:, 1] *= 0.1
+    frame = pd.DataFrame({"b": Z[:, 1], "a": Z[:, 0]})
+    _, std, samples = _check_init({"samples": frame}, support)
+    np.testing.assert_array_equal(samples, Z)
+    np.testing.assert_allclose(std, Z.std(axis=0))
+    with pytest.raises(ValueError, match=r"columns \['a', 'c'\]; expected the parameters"):
+        _check_init({"samples": frame.rename(columns={"b": "c"})[["a", "c"]]}, support)
 
 
 def test_init_stores_arguments_unchanged():
