@@ -17,8 +17,8 @@ The settings: the defaults; ``c0 = 1``, a strong start; ``beta = 2`` with
 15 longer epochs of 1000 steps; a constant learning rate instead of the
 per-epoch cosine with warm-up; half and twice the learning rate (twice
 also with the narrower Gaussian below, and with a slower tightening or
-longer epochs, each stopping at the first converged epoch); twice the batch with half the
-steps; a narrower initial Gaussian (std 1 instead of the default 20 / 6);
+longer epochs, each stopping at the first converged epoch); twice the
+batch with half the steps; a narrower initial Gaussian (std 1 instead of the default 20 / 6);
 twice the units in the flow's conditioners; a fourth coupling stage;
 random splits between the flow's stages instead of reversal (alone and
 with the narrower Gaussian); and the paper's schedule (``beta = 4``, 10

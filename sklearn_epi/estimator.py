@@ -127,7 +127,9 @@ class EPIEstimator(BaseEstimator):
         brute-force search kept, or from the pooled samples of fits that
         each found one region. A mixture of distributions that have the
         property has it too (the constraints are linear in the
-        distribution), so a fit started from such a pool starts satisfied.
+        distribution), so a fit started from such a pool starts near the
+        property (the flow is smoother than the points: more
+        ``init_iters`` fit them closer).
     n_seeds : int, default=1
         Independent fits (random restarts); the converged seed of greatest
         entropy is kept.
