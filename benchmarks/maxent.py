@@ -16,7 +16,8 @@ spread less than 0.1 nats (issue "The maximum in maximum entropy").
 The settings: the defaults; ``c0 = 1``, a strong start; ``beta = 2`` with
 15 longer epochs of 1000 steps; a constant learning rate instead of the
 per-epoch cosine with warm-up; half and twice the learning rate (twice
-also with the narrower Gaussian below, and with a slower tightening or
+also with the narrower Gaussian below, with a faster tightening, with
+twice the batch and half the steps, and with a slower tightening or
 longer epochs, each stopping at the first converged epoch); twice the
 batch with half the steps; a narrower initial Gaussian (std 1 instead of the default 20 / 6);
 twice the units in the flow's conditioners; a fourth coupling stage;
@@ -47,6 +48,10 @@ SETTINGS = {
     "lr 1e-3": {"al_params": {"lr": 1e-3}},
     "lr 4e-3": {"al_params": {"lr": 4e-3}},
     "lr 4e-3, init std 1": {"al_params": {"lr": 4e-3}, "init": {"std": 1.0}},
+    "lr 4e-3, beta 2": {"al_params": {"lr": 4e-3, "beta": 2.0}},
+    "lr 4e-3, batch 2000 x 300 it": {
+        "al_params": {"lr": 4e-3, "batch_size": 2000, "num_iters": 300}
+    },
     "lr 4e-3, beta 1.3, stop early": {
         "al_params": {"lr": 4e-3, "beta": 1.3, "max_epochs": 30, "stop_early": True}
     },
