@@ -121,6 +121,23 @@ class _Stepper(tf.Module):
             loss, self.flow.trainable_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
 
+    def _descend(self, num_steps, loss_of):
+        """``num_steps`` Adam steps on ``loss_of(seed)``, each with the stream's next seed.
+
+        Returns the mean loss and whether every loss and weight stayed finite.
+        """
+        total = tf.zeros([], self.flow.dtype)
+        all_finite = tf.constant(True)
+        for _ in tf.range(num_steps):
+            seed = self._next_seed()
+            with tf.GradientTape() as tape:
+                loss = loss_of(seed)
+            self.adam.apply(self._gradients(tape, loss))
+            all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
+            total += loss
+        all_finite = tf.logical_and(all_finite, self._all_weights_finite())
+        return total / tf.cast(num_steps, self.flow.dtype), all_finite
+
     def _all_weights_finite(self):
         finite = tf.constant(True)
         for var in self.flow.trainable_variables:
@@ -142,21 +159,15 @@ class GaussianFit(_Stepper):
 
     def _steps(self, num_steps):
         """Adam steps on KL(q || N(mean, std^2)); return the mean KL and a finite flag."""
-        dtype = self.flow.dtype
-        total = tf.zeros([], dtype)
-        all_finite = tf.constant(True)
         log_norm = tf.reduce_sum(tf.math.log(self.std)) + 0.5 * self.flow.dim * np.log(2 * np.pi)
-        for _ in tf.range(num_steps):
-            with tf.GradientTape() as tape:
-                z, log_q = self.flow.sample_and_log_prob(self.batch, seed=self._next_seed())
-                u = (z - self.mean) / self.std
-                log_n = -0.5 * tf.reduce_sum(u * u, axis=1) - log_norm
-                loss = tf.reduce_mean(log_q - log_n)
-            self.adam.apply(self._gradients(tape, loss))
-            all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
-            total += loss
-        all_finite = tf.logical_and(all_finite, self._all_weights_finite())
-        return total / tf.cast(num_steps, dtype), all_finite
+
+        def kl(seed):
+            z, log_q = self.flow.sample_and_log_prob(self.batch, seed=seed)
+            u = (z - self.mean) / self.std
+            log_n = -0.5 * tf.reduce_sum(u * u, axis=1) - log_norm
+            return tf.reduce_mean(log_q - log_n)
+
+        return self._descend(num_steps, kl)
 
 
 class SampleFit(_Stepper):
@@ -180,20 +191,13 @@ class SampleFit(_Stepper):
 
     def _steps(self, samples, num_steps):
         """Adam steps on the negative log likelihood; return its mean and a finite flag."""
-        total = tf.zeros([], self.flow.dtype)
-        all_finite = tf.constant(True)
         n = tf.shape(samples)[0]
-        for _ in tf.range(num_steps):
-            pick = tf.random.stateless_uniform(
-                [self.batch], seed=self._next_seed(), maxval=n, dtype=tf.int32
-            )
-            with tf.GradientTape() as tape:
-                loss = -tf.reduce_mean(self.flow.log_prob(tf.gather(samples, pick)))
-            self.adam.apply(self._gradients(tape, loss))
-            all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
-            total += loss
-        all_finite = tf.logical_and(all_finite, self._all_weights_finite())
-        return total / tf.cast(num_steps, self.flow.dtype), all_finite
+
+        def negative_log_likelihood(seed):
+            pick = tf.random.stateless_uniform([self.batch], seed=seed, maxval=n, dtype=tf.int32)
+            return -tf.reduce_mean(self.flow.log_prob(tf.gather(samples, pick)))
+
+        return self._descend(num_steps, negative_log_likelihood)
 
 
 class Trainer(_Stepper):

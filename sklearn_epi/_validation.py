@@ -316,9 +316,9 @@ def _check_init(init, support):
         raise ValueError(
             f"init accepts the keys 'mean', 'std' and 'samples'; got unknown {sorted(unknown)}"
         )
-    D = support.dim
     if "samples" in init:
         return _check_init_samples(init, support)
+    D = support.dim
     for key, target in (("mean", mean), ("std", std)):
         if key not in init:
             continue
