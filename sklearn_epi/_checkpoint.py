@@ -19,14 +19,20 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import sys
 import tempfile
 import warnings
 from pathlib import Path
+
+import numpy as np
 
 from ._validation import _resolve_al_params
 
 #: Estimator parameters that do not change a fit's result.
 NOT_SETTINGS = ("checkpoint", "n_jobs", "verbose", "callbacks", "memory", "max_time", "warm_start")
+
+#: Longer settings are compared by a hash of their content (:func:`_setting`).
+MAX_SETTING_CHARS = 1000
 
 #: Bumped when the content of a seed's checkpoint changes.
 FORMAT = 1
@@ -69,16 +75,21 @@ def describe(estimator, prop, seeds, statistic_key) -> dict:
 
 
 def _setting(value) -> str:
-    """A parameter as compared between runs: its repr, or a content hash for points.
+    """A parameter as compared between runs: its repr, or a hash of its content.
 
-    NumPy abbreviates the repr of a large array, so ``init={"samples": Z}``
-    is compared by a hash of its content.
+    NumPy abbreviates the repr of arrays over 1000 numbers and pandas that of
+    long frames, so two different ``bounds`` rows of a large model, or two
+    ``init={"samples": ...}``, would compare equal. The repr is taken in
+    full; a long one, or one pandas shortened (``...``), is replaced by a
+    hash of the value's content.
     """
-    if isinstance(value, dict) and "samples" in value:
-        import joblib
+    with np.printoptions(threshold=sys.maxsize):
+        text = repr(value)
+    if len(text) <= MAX_SETTING_CHARS and "..." not in text:
+        return text
+    import joblib
 
-        return f"init samples, joblib.hash {joblib.hash(value)}"
-    return repr(value)
+    return f"{type(value).__name__}, joblib.hash {joblib.hash(value)}"
 
 
 def readable_name(statistic) -> str:

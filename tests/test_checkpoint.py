@@ -138,6 +138,23 @@ def test_other_init_samples_in_a_used_directory_are_refused(tmp_path):
         fit_quietly(quick(tmp_path, init={"samples": other}))
 
 
+def test_settings_that_numpy_or_pandas_abbreviate_are_compared_by_content():
+    from sklearn_epi._checkpoint import _setting
+
+    bounds = np.tile([-1.0, 1.0], (600, 1))
+    other = bounds.copy()
+    other[300, 1] = 2.0
+    assert repr(bounds) == repr(other)
+    assert _setting(bounds) != _setting(other)
+    frame = pd.DataFrame({"a": np.zeros(4000)})
+    changed = frame.copy()
+    changed.iloc[2000, 0] = 1.0
+    assert repr({"samples": frame}) == repr({"samples": changed})
+    assert _setting({"samples": frame}) != _setting({"samples": changed})
+    # Short settings keep their readable repr.
+    assert _setting({"std": 1.0}) == "{'std': 1.0}"
+
+
 def test_a_damaged_checkpoint_falls_back_to_the_previous_one_and_names_the_file(tmp_path):
     save_seed(tmp_path, 0, {"finished": False, "epoch": 1})
     save_seed(tmp_path, 0, {"finished": False, "epoch": 2})
