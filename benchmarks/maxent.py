@@ -44,6 +44,7 @@ from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues
 #: Settings compared: name -> EPIEstimator keyword arguments beyond the defaults.
 SETTINGS = {
     "defaults": {},
+    "one base mode (before: a standard normal base)": {"flow": RealNVP(base_modes=1)},
     "c0=1 (a strong start)": {"al_params": {"c0": 1.0}},
     "beta=2, 15 x 1000 it": {"al_params": {"beta": 2.0, "num_iters": 1000, "max_epochs": 15}},
     "constant lr": {"al_params": {"lr_schedule": "constant"}},

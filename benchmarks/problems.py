@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from sklearn.base import clone
+
 from sklearn_epi import ALParams, RealNVP
 from sklearn_epi._property import EmergentProperty
 from sklearn_epi.circuits import (
@@ -92,6 +94,15 @@ def oscillator() -> Problem:
         al=ALParams(),
         n_test=500,
     )
+
+
+def one_base_mode(problem: Problem) -> Problem:
+    """``problem`` with a standard normal base (``base_modes=1``), as in the paper.
+
+    The hand-written step and the ablations of the throughput sections are
+    written for that base.
+    """
+    return replace(problem, flow=clone(problem.flow).set_params(base_modes=1))
 
 
 #: AL schedules of the RNN problem beyond its batch and epoch length.

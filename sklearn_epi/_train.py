@@ -162,10 +162,14 @@ class GaussianFit(_Stepper):
         log_norm = tf.reduce_sum(tf.math.log(self.std)) + 0.5 * self.flow.dim * np.log(2 * np.pi)
 
         def kl(seed):
-            z, log_q = self.flow.sample_and_log_prob(self.batch, seed=seed)
+            # The base modes' weights stay even here: the Gaussian shapes
+            # the flow, and the property, not the start, sets the weights.
+            z, log_q, w = self.flow.stratified_sample_and_log_prob(
+                self.batch, seed=seed, train_weights=False
+            )
             u = (z - self.mean) / self.std
             log_n = -0.5 * tf.reduce_sum(u * u, axis=1) - log_norm
-            return tf.reduce_mean(log_q - log_n)
+            return tf.reduce_mean(w * (log_q - log_n))
 
         return self._descend(num_steps, kl)
 
@@ -262,9 +266,11 @@ class Trainer(_Stepper):
         for _ in tf.range(num_steps):
             with tf.GradientTape() as tape:
                 seed = self._next_seed()
-                z, log_q = self.flow.sample_and_log_prob(self.batch, seed=seed)
-                T = self.sufficient_statistics(z, seed)
-                H = -tf.reduce_mean(log_q)
+                z, log_q, w = self.flow.stratified_sample_and_log_prob(
+                    self.batch, seed=seed, split=half
+                )
+                T = self.sufficient_statistics(z, seed) * w[:, None]
+                H = -tf.reduce_mean(w * log_q)
                 R1 = tf.reduce_mean(T[:half], axis=0) - self.targets
                 R2 = tf.reduce_mean(T[half:], axis=0) - self.targets
                 R = 0.5 * (R1 + R2)

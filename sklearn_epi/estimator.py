@@ -520,6 +520,12 @@ class EPIEstimator(BaseEstimator):
         flow._validate()
         al = _resolve_al_params(self.al_params)
         al._validate()
+        if al.batch_size < 2 * flow.base_modes:
+            raise ValueError(
+                f"al_params.batch_size must be at least 2 * flow.base_modes = "
+                f"{2 * flow.base_modes} (each half-batch draws from every base mode); "
+                f"got {al.batch_size}"
+            )
         _check_int(self.n_seeds, "n_seeds", 1)
         if self.n_jobs is not None:
             _check_int(self.n_jobs, "n_jobs", None)

@@ -9,7 +9,7 @@ of log q is -diag(1 / sigma2).
 import numpy as np
 import pytest
 
-from sklearn_epi import ALParams, EPIEstimator
+from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi.analysis import find_mode, predictive, sensitivity
 
 MU = np.array([1.0, -2.0])
@@ -33,6 +33,8 @@ def gaussian():
             c0=1.0, beta=4.0, num_iters=300, max_epochs=8, init_iters=200, batch_size=500
         ),
         init={"mean": [0.0, 0.0], "std": 1.0},
+        # A short budget: one base mode (see tests/test_estimator.py).
+        flow=RealNVP(base_modes=1),
         random_state=0,
     ).fit(MU, SIGMA2)
     assert est.converged_

@@ -14,9 +14,9 @@ import pytest
 import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_epi import ALParams, EPIEstimator
+from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi._property import EmergentProperty
-from sklearn_epi.analysis import maxent_reference
+from sklearn_epi.analysis import find_mode, maxent_reference
 from sklearn_epi.optimize import update_multipliers
 
 SHORT = ALParams(num_iters=100, max_epochs=3, init_iters=50, batch_size=100)
@@ -126,6 +126,44 @@ def test_non_gaussian_maxima_are_reached(statistic, bounds, mu, sigma2):
     if statistic is square_of_first:
         share = np.mean(est.sample(20_000, random_state=1)[:, 0] > 0)
         assert 0.4 < share < 0.6
+
+
+def squares(z):
+    return z**2
+
+
+@pytest.mark.slow
+def test_four_lobes_need_four_base_modes():
+    # z0^2 and z1^2 both near 4 on [-3, 3]^2: four lobes at (+-2, +-2), a
+    # quarter of the mass each. Each base mode becomes one lobe: two modes
+    # found two lobes (0.65 nats short, about log 2), one mode one lobe.
+    mu, sigma2 = [4.0, 4.0], [0.25, 0.25]
+    bounds = [[-3.0, 3.0]] * 2
+    ref = maxent_reference(squares, bounds, mu, sigma2, n_samples=1_000_000, random_state=0)
+    est = fit_quietly(
+        EPIEstimator(squares, bounds, flow=RealNVP(base_modes=4), random_state=0), mu, sigma2
+    )
+    assert est.converged_
+    assert abs(est.entropy_ - ref.entropy) < 0.1, (est.entropy_, ref.entropy)
+    Z = est.sample(20_000, random_state=1)
+    quadrants = np.histogram2d(Z[:, 0], Z[:, 1], bins=[[-3, 0, 3], [-3, 0, 3]])[0] / len(Z)
+    np.testing.assert_allclose(quadrants, 0.25, atol=0.07)
+
+
+@pytest.mark.slow
+def test_a_one_lobed_answer_leaves_the_default_two_base_modes_merged():
+    # The Gaussian N(mu, diag(sigma2)): one mode, at mu, wherever the search
+    # starts, and the Hessian of log q there is -diag(1 / sigma2).
+    mu, sigma2 = np.array([1.0, -2.0]), np.array([0.25, 1.0])
+    est = fit_quietly(
+        EPIEstimator(lambda z: z, [[-np.inf, np.inf]] * 2, random_state=0), mu, sigma2
+    )
+    assert est.converged_
+    starts = [[2.5, 1.0], [-0.5, -4.0], [1.0, 0.0], [0.0, -3.0]]
+    modes = np.array([find_mode(est, z0=start) for start in starts])
+    np.testing.assert_allclose(modes, np.tile(mu, (4, 1)), atol=0.15)
+    hessian = est.hessian(modes[:1])[0]
+    np.testing.assert_allclose(hessian, -np.diag(1 / sigma2), rtol=0.2, atol=0.1)
 
 
 def test_al_params_saved_before_the_rate_schedule_load_with_the_constant_rate_they_used():

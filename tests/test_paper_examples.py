@@ -27,7 +27,9 @@ def test_oscillating_lds_reaches_the_maximum_with_both_modes():
     ref = maxent_reference(
         lds_eigenvalues, LDS_BOUNDS, LDS_MU, LDS_SIGMA2, n_samples=1_000_000, random_state=0
     )
-    est = EPIEstimator(lds_eigenvalues, LDS_BOUNDS, random_state=1).fit(LDS_MU, LDS_SIGMA2)
+    # Seed 4: with one base Gaussian (0.1.0 to the sixth session's defaults)
+    # it lost a lobe on two threads (share 0.00, 0.69 nats short).
+    est = EPIEstimator(lds_eigenvalues, LDS_BOUNDS, random_state=4).fit(LDS_MU, LDS_SIGMA2)
     assert est.converged_
     assert ref.entropy - est.entropy_ <= 0.1, (est.entropy_, ref.entropy)
     Z = est.sample(20_000, random_state=0)

@@ -11,9 +11,12 @@ from sklearn_epi._quiet import filtered_stderr, notices
 
 FIT = """
 import numpy as np
-from sklearn_epi import ALParams, EPIEstimator
+from sklearn_epi import ALParams, EPIEstimator, RealNVP
 al = ALParams(c0=1.0, num_iters=20, max_epochs=1, init_iters=10, batch_size=100)
-est = EPIEstimator(lambda z: z, [[-np.inf, np.inf]], al_params=al, random_state=0)
+# One base mode: 30 steps cannot merge two into this one-lobed answer, and
+# a ConvergenceWarning would be output of our own.
+est = EPIEstimator(lambda z: z, [[-np.inf, np.inf]], al_params=al, random_state=0,
+                   flow=RealNVP(base_modes=1))
 est.fit([0.0], [1.0])
 print("fitted")
 """

@@ -64,6 +64,12 @@ def make(**kwargs):
             ValueError,
             "al_params.batch_size must be even",
         ),
+        (
+            {"al_params": ALParams(batch_size=4), "flow": RealNVP(base_modes=3)},
+            ([0, 0],),
+            ValueError,
+            r"al_params.batch_size must be at least 2 \* flow.base_modes = 6",
+        ),
         ({"al_params": ALParams(beta=0.5)}, ([0, 0],), ValueError, "al_params.beta must be > 1"),
         (
             {"al_params": ALParams(gamma=1.5)},
