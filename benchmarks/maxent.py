@@ -13,7 +13,10 @@ and the range of lobe shares; it is met when every seed converged within
 0.1 nats of H* with a share in [0.4, 0.6] and the converged entropies
 spread less than 0.1 nats (issue "The maximum in maximum entropy").
 
-The settings (:data:`SETTINGS`): the defaults; ``c0 = 1``, a strong start;
+The settings (:data:`SETTINGS`): the defaults (a base of two Gaussian
+modes); one base mode (the standard normal base of the paper and of the
+earlier defaults); then, each with the default base: ``c0 = 1``, a strong
+start;
 ``beta = 2`` with 15 longer epochs of 1000 steps; a constant learning rate
 instead of the per-epoch cosine with warm-up; half and twice the learning
 rate. Twice the rate is also combined with the narrower Gaussian below,

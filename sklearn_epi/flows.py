@@ -524,10 +524,10 @@ class FlowDistribution(tf.Module):
         )
         logits = self.base_logits if train_weights else tf.stop_gradient(self.base_logits)
         x = x + tf.gather(self.base_locs, mode)
-        components = tfd.MultivariateNormalDiag(loc=self.base_locs)
-        log_base = tf.reduce_logsumexp(
-            tf.nn.log_softmax(logits) + components.log_prob(x[:, None, :]), axis=-1
-        )
+        # log sum_k p_k N(x; m_k, I)
+        square = tf.reduce_sum(tf.square(x[:, None, :] - self.base_locs), axis=-1)
+        log_base = tf.reduce_logsumexp(tf.nn.log_softmax(logits) - 0.5 * square, axis=-1)
+        log_base -= 0.5 * self.dim * np.log(2 * np.pi)
         w = tf.gather(tf.nn.softmax(logits), mode) * tf.constant(share, self.dtype)
         z, log_q = self._push(x, log_base)
         return z, log_q, w
