@@ -483,6 +483,7 @@ class FlowDistribution(tf.Module):
             mode = tf.random.stateless_categorical(self.base_logits[None], n, seed=pick)[0]
             x = tf.random.stateless_normal([n, self.dim], seed=noise, dtype=self.dtype)
             x = x + tf.gather(self.base_locs, mode)
+            return self._push(x, self._mixture_log_prob(x, self.base_logits))
         return self._push(x, self.base.log_prob(x))
 
     def stratified_sample_and_log_prob(self, n, seed, split=None, train_weights=True):
@@ -515,23 +516,28 @@ class FlowDistribution(tf.Module):
         if self.modes == 1:
             z, log_q = self._push(x, self.base.log_prob(x))
             return z, log_q, tf.ones([n], self.dtype)
-        blocks = [np.arange(n)] if split is None else [np.arange(split), np.arange(n - split)]
-        mode = np.concatenate([b % self.modes for b in blocks])
-        share = np.concatenate(
-            [
-                len(b) / np.bincount(b % self.modes, minlength=self.modes)[b % self.modes]
-                for b in blocks
-            ]
-        )
+        modes, shares = [], []
+        for size in [n] if split is None else [split, n - split]:
+            block = np.arange(size) % self.modes
+            modes.append(block)
+            shares.append(size / np.bincount(block, minlength=self.modes)[block])
+        mode, share = np.concatenate(modes), np.concatenate(shares)
         logits = self.base_logits if train_weights else tf.stop_gradient(self.base_logits)
         x = x + tf.gather(self.base_locs, mode)
-        # log sum_k p_k N(x; m_k, I)
+        w = tf.gather(tf.nn.softmax(logits), mode) * tf.constant(share, self.dtype)
+        z, log_q = self._push(x, self._mixture_log_prob(x, logits))
+        return z, log_q, w
+
+    def _mixture_log_prob(self, x, logits):
+        """The base's log density, log sum_k p_k N(x; m_k, I), with ``logits`` for log p_k.
+
+        Written out rather than TFP's ``MixtureSameFamily.log_prob`` so that
+        training can hold the logits out of the gradient; the same
+        arithmetic serves both sampling paths.
+        """
         square = tf.reduce_sum(tf.square(x[:, None, :] - self.base_locs), axis=-1)
         log_base = tf.reduce_logsumexp(tf.nn.log_softmax(logits) - 0.5 * square, axis=-1)
-        log_base -= 0.5 * self.dim * np.log(2 * np.pi)
-        w = tf.gather(tf.nn.softmax(logits), mode) * tf.constant(share, self.dtype)
-        z, log_q = self._push(x, log_base)
-        return z, log_q, w
+        return log_base - 0.5 * self.dim * np.log(2 * np.pi)
 
     def _push(self, x, log_q):
         """Carry base points ``x`` and their base log density through the stages."""
