@@ -45,7 +45,8 @@ print(f"fit time {est.fit_time_:.0f} s")
 # penalty :math:`c` grows and the constraint violations :math:`R` are pulled
 # to zero. Once they pass the test, :math:`c` stays put while the
 # multipliers :math:`\eta` settle. The star marks the kept epoch: the
-# converged one of greatest entropy.
+# converged one of greatest entropy. The fit stops two epochs after it
+# (``ALParams(patience=2)``, the default), when the entropy has not risen.
 fig, axes = plot_history(est)
 fig.suptitle("Augmented Lagrangian optimisation of the 2D LDS")
 plt.show()

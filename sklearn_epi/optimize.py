@@ -121,8 +121,9 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     then per epoch :func:`train_epoch` (Adam on the augmented Lagrangian),
     :func:`test_epoch` (the convergence test on fresh samples) and
     :func:`update_multipliers` (``eta`` and ``c``), until ``max_epochs``,
-    a converged epoch with ``stop_early``, or a callback asking to stop; the
-    kept epoch is :func:`~sklearn_epi.convergence.select_best`'s choice.
+    a converged epoch with ``stop_early``, ``patience`` epochs after the
+    best converged one, or a callback asking to stop; the kept epoch is
+    :func:`~sklearn_epi.convergence.select_best`'s choice.
 
     A non-finite step or an exception (from the statistic, say) marks the
     seed failed, with the message and traceback text, and its last usable
@@ -186,7 +187,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
             if spec.checkpoint is not None:
                 _checkpoint.save_seed(spec.checkpoint, seed_index, state)
             stop = [callback.on_epoch_end(record) for callback in callbacks]
-            if any(stop) or (record.converged and al.stop_early):
+            if any(stop) or (record.converged and al.stop_early) or _past_patience(epochs, al):
                 ended_by = "stop"
                 break
             epoch_seconds = time.perf_counter() - epoch_start
@@ -246,6 +247,14 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     if spec.keep_state and keep:
         result.final_state = final
     return result
+
+
+def _past_patience(epochs, al) -> bool:
+    """Whether ``al.patience`` epochs have ended since the converged epoch a fit would keep."""
+    if al.patience is None:
+        return False
+    kept = select_best([e for e in epochs if e.epoch > 0])
+    return kept is not None and kept.converged and epochs[-1].epoch - kept.epoch >= al.patience
 
 
 def _saved_state(spec, seed_index):

@@ -39,8 +39,10 @@ SCRIPT = textwrap.dedent("""
     est = EPIEstimator(
         shifted,
         [[-np.inf, np.inf]] * 2,
+        # Every epoch runs (patience=None): the signal
+        # lands in epoch 3.
         al_params=ALParams(c0=1.0, beta=4.0, num_iters=100, max_epochs=4, init_iters=50,
-                           batch_size=100, log_rate=50),
+                           batch_size=100, log_rate=50, patience=None),
         n_seeds=2,
         random_state=0,
         checkpoint=directory,

@@ -87,16 +87,20 @@ def test_fitted_attributes_describe_the_fit(gaussian_fit):
     assert est.constraint_names_ == ["mean_x", "mean_y", "var_x", "var_y"]
     assert est.lagrange_multipliers_.shape == (4,)
     assert est.penalty_ > 0 and est.best_seed_ == 0 and 1 <= est.epoch_ <= 8
-    assert est.n_iter_ == 8 * 300
     assert list(est.seeds_.columns[:4]) == ["seed", "random_seed", "converged", "entropy"]
     test_rows = est.history_[est.history_["phase"] == "test"]
-    assert list(test_rows["epoch"]) == list(range(9))
+    # The fit ran until `patience` epochs after the epoch it kept (or max_epochs).
+    last = min(8, est.epoch_ + GAUSS_AL.patience)
+    assert list(test_rows["epoch"]) == list(range(last + 1))
+    assert est.n_iter_ == last * 300
     train_rows = est.history_[est.history_["phase"] == "train"]
-    assert len(train_rows) == 8 * 300 // GAUSS_AL.log_rate
+    assert len(train_rows) == last * 300 // GAUSS_AL.log_rate
     for column in ["H", "cost", "c", "R_mean_x", "p_var_y", "eta_var_y", "converged"]:
         assert column in est.history_.columns
     chosen = test_rows[test_rows["epoch"] == est.epoch_].iloc[0]
     assert bool(chosen["converged"]) and chosen["H"] == est.entropy_
+    later = test_rows[(test_rows["epoch"] > est.epoch_) & test_rows["converged"]]
+    assert (later["H"] < est.entropy_).all()
 
 
 def test_same_random_state_gives_same_samples(gaussian_fit):

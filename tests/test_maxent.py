@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi._property import EmergentProperty
 from sklearn_epi.analysis import find_mode, maxent_reference
-from sklearn_epi.optimize import update_multipliers
+from sklearn_epi.optimize import _past_patience, update_multipliers
 
 SHORT = ALParams(num_iters=100, max_epochs=3, init_iters=50, batch_size=100)
 
@@ -88,6 +88,29 @@ def test_a_converged_epoch_leaves_the_penalty_as_it_is():
             trainer, _record(converged, noise), _record(True, noise), al, np.random.default_rng(1)
         )
         assert trainer.c.numpy() == expected_c
+
+
+def _epochs(entropies, converged):
+    return [
+        SimpleNamespace(epoch=k, entropy=h, converged=c, worst_t=0.0)
+        for k, (h, c) in enumerate(zip(entropies, converged))
+    ]
+
+
+def test_a_fit_stops_patience_epochs_after_the_epoch_it_keeps():
+    al = ALParams(patience=2)
+    # Epochs 0-5: converged from epoch 3 on, the entropy falling after it.
+    falling = _epochs([5, 9, 8, 7, 6, 5], [False, False, False, True, True, True])
+    assert [_past_patience(falling[: k + 1], al) for k in range(6)] == [False] * 5 + [True]
+    # Rising while eta settles, with a dip (the RNN with N = 10): it goes on.
+    rising = _epochs([5, 9, 8, 7, 6.9, 7.5, 7.8], [False, False, False] + [True] * 4)
+    assert not any(_past_patience(rising[: k + 1], al) for k in range(7))
+    # Epochs that fail the test after the kept one count too.
+    lapsed = _epochs([5, 7, 8, 9], [False, True, False, False])
+    assert _past_patience(lapsed, al)
+    # Never converged, or patience None: only max_epochs ends the fit.
+    assert not _past_patience(_epochs([5, 4, 3, 2], [False] * 4), al)
+    assert not _past_patience(falling, ALParams(patience=None))
 
 
 def test_the_multipliers_move_by_the_penalty_gradient_in_the_targets_units():
@@ -166,6 +189,14 @@ def test_a_one_lobed_answer_leaves_the_default_two_base_modes_merged():
     np.testing.assert_allclose(modes, np.tile(mu, (4, 1)), atol=0.15)
     hessian = est.hessian(modes[:1])[0]
     np.testing.assert_allclose(hessian, -np.diag(1 / sigma2), rtol=0.2, atol=0.1)
+
+
+def test_al_params_saved_before_patience_load_running_every_epoch_as_they_did():
+    state = ALParams().__getstate__()
+    del state["patience"]
+    old = ALParams.__new__(ALParams)
+    old.__setstate__(state)
+    assert old.get_params()["patience"] is None
 
 
 def test_al_params_saved_before_the_rate_schedule_load_with_the_constant_rate_they_used():

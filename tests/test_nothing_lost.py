@@ -24,8 +24,9 @@ from sklearn_epi import ALParams, EPIEstimator
 from sklearn_epi.persistence import MissingStatistic
 
 # 50 steps per epoch, one logged chunk: statistic calls per seed are 1 (epoch-0
-# test) + 2 x (50 training steps + 1 test) = 103, which the counters below use.
-TINY = ALParams(num_iters=50, max_epochs=2, init_iters=20, batch_size=100)
+# test) + 2 x (50 training steps + 1 test) = 103, which the counters below use;
+# both epochs run whether or not the first converges.
+TINY = ALParams(num_iters=50, max_epochs=2, init_iters=20, batch_size=100, patience=None)
 BOX = {"x": (-1.0, 1.0), "y": (-1.0, 1.0)}
 
 

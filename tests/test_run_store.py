@@ -24,7 +24,13 @@ def estimator(store, c0=1.0):
         shifted,
         [[-np.inf, np.inf]] * 2,
         al_params=ALParams(
-            c0=c0, beta=4.0, num_iters=100, max_epochs=3, init_iters=50, batch_size=100
+            c0=c0,
+            beta=4.0,
+            num_iters=100,
+            max_epochs=3,
+            init_iters=50,
+            batch_size=100,
+            patience=None,  # every epoch is stored, the kept one and the rest
         ),
         n_seeds=2,
         random_state=0,

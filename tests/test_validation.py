@@ -78,6 +78,8 @@ def make(**kwargs):
             r"al_params.gamma must be in \(0, 1\)",
         ),
         ({"al_params": ALParams(c0=0.0)}, ([0, 0],), ValueError, "al_params.c0"),
+        ({"al_params": ALParams(patience=0)}, ([0, 0],), ValueError, "al_params.patience"),
+        ({"al_params": ALParams(patience=1.5)}, ([0, 0],), TypeError, "al_params.patience"),
         ({"al_params": 3}, ([0, 0],), TypeError, "al_params must be"),
         ({"alpha": 1.5}, ([0, 0],), ValueError, r"alpha must be in \(0, 1\)"),
         ({"n_seeds": 0}, ([0, 0],), ValueError, "n_seeds must be >= 1"),
