@@ -67,7 +67,8 @@ def fit(init, checkpoint=None):
     est = EPIEstimator(
         statistic,
         SC_BOUNDS,
-        flow=RealNVP(num_stages=3, num_layers=2, num_units=50),
+        # The paper's standard normal base (one mode), as the stored fit used.
+        flow=RealNVP(num_stages=3, num_layers=2, num_units=50, base_modes=1),
         al_params=ALParams(
             c0=0.1, beta=2.0, batch_size=100, num_iters=600, max_epochs=15, init_iters=500
         ),

@@ -27,7 +27,10 @@ OUT = Path(__file__).resolve().parent / "data" / "stg_hub_frequency.joblib"
 est = EPIEstimator(
     stg_hub_frequency(),
     STG_BOUNDS,
-    flow=RealNVP(num_stages=3, num_layers=2, num_units=25),
+    # The paper's standard normal base (one mode), as the stored fit used. With
+    # two base modes this one-epoch fit came out narrow and sharp: 0.29 nats,
+    # Hessian eigenvalues -118 and -8.4 at the mode (paper: -10.7 and -3.22).
+    flow=RealNVP(num_stages=3, num_layers=2, num_units=25, base_modes=1),
     al_params=ALParams(
         c0=60.0,
         lr=1e-3,
