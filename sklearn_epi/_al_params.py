@@ -84,9 +84,9 @@ class ALParams(BaseEstimator):
         falls (the oscillator, the bimodal and ring known answers, the RNN
         with N = 2: the first converged epoch was the best, so the epochs
         after it cost a third of the fit and bought nothing) or rises while
-        ``eta`` settles (the RNN with N = 10: 2 nats over the 6 epochs after
-        convergence, with a dip after the first); ``benchmarks/README.md``,
-        "Running on after convergence", has the figures.
+        ``eta`` settles (the RNN with N = 10: 1 to 2 nats by epoch 25, with
+        dips of an epoch or two); ``benchmarks/README.md``, "Running on
+        after convergence", has the figures.
 
     Examples
     --------
