@@ -33,7 +33,7 @@ class ALParams(BaseEstimator):
     (``beta = 4``, 10 epochs of 2000 constant-rate steps) the fits fell 0.6
     to 4.7 nats short of the maximum, often on one mode; with these
     defaults and the flow's two base modes (:class:`~sklearn_epi.RealNVP`)
-    every one of 5 seeds came within 0.1 nats, in 40 to 53 s on 2 cores
+    every one of 10 seeds came within 0.1 nats, in 40 to 53 s on 2 cores
     (the user guide's "A converged fit can still fall short" says what to
     change when a fit falls short).
 
