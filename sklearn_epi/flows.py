@@ -478,13 +478,12 @@ class FlowDistribution(tf.Module):
         """
         if self.modes == 1:
             x = tf.random.stateless_normal([n, self.dim], seed=seed, dtype=self.dtype)
-        else:
-            pick, noise = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
-            mode = tf.random.stateless_categorical(self.base_logits[None], n, seed=pick)[0]
-            x = tf.random.stateless_normal([n, self.dim], seed=noise, dtype=self.dtype)
-            x = x + tf.gather(self.base_locs, mode)
-            return self._push(x, self._mixture_log_prob(x, self.base_logits))
-        return self._push(x, self.base.log_prob(x))
+            return self._push(x, self.base.log_prob(x))
+        pick, noise = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        mode = tf.random.stateless_categorical(self.base_logits[None], n, seed=pick)[0]
+        x = tf.random.stateless_normal([n, self.dim], seed=noise, dtype=self.dtype)
+        x = x + tf.gather(self.base_locs, mode)
+        return self._push(x, self._mixture_log_prob(x, self.base_logits))
 
     def stratified_sample_and_log_prob(self, n, seed, split=None, train_weights=True):
         r"""``n`` samples in equal shares from each base mode, with weights.

@@ -219,7 +219,7 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     result = _seed_result(
         seed,
         seed_index,
-        chosen=select_best([e for e in epochs if e.epoch > 0]),
+        chosen=_kept_epoch(epochs),
         history=_reporting.history_frame(rows, epochs, seed_index, names),
         epochs=epochs,
         iterations=progress["iteration"],
@@ -249,11 +249,16 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     return result
 
 
+def _kept_epoch(epochs):
+    """The epoch a seed keeps: :func:`select_best` over its trained epochs (not epoch 0)."""
+    return select_best([e for e in epochs if e.epoch > 0])
+
+
 def _past_patience(epochs, al) -> bool:
     """Whether ``al.patience`` epochs have ended since the converged epoch a fit would keep."""
     if al.patience is None:
         return False
-    kept = select_best([e for e in epochs if e.epoch > 0])
+    kept = _kept_epoch(epochs)
     return kept is not None and kept.converged and epochs[-1].epoch - kept.epoch >= al.patience
 
 
