@@ -32,6 +32,7 @@ import tensorflow as tf
 from sklearn.model_selection import GridSearchCV
 
 from sklearn_epi import EPIEstimator, _train
+from sklearn_epi._seed_state import SeedState
 from sklearn_epi._train import Trainer
 from sklearn_epi.model_selection import property_cv
 from sklearn_epi.optimize import test_epoch
@@ -147,7 +148,7 @@ def batched_test(quick=False, repeats=3):
         trainer = ready_trainer(Trainer, spec.flow.build(spec.support, seed=0), spec, True)
         evaluate = trainer.evaluate
 
-        def one_batch_per_pass(total, n=spec.n_test):
+        def one_batch_per_pass(total, n=spec.prop.n_test):
             parts = [evaluate(n) for _ in range(total // n)]
             return tuple(
                 tf.constant(np.concatenate([part[i].numpy() for part in parts])) for i in range(3)
@@ -159,16 +160,17 @@ def batched_test(quick=False, repeats=3):
         )
         variants = {"batched": trainer, "small": small}
         best = dict.fromkeys(variants, np.inf)
+        state = SeedState(0, np.random.default_rng(0), epochs=[])
         for t in variants.values():  # warm-up: traces each pass size once
-            test_epoch(t, spec, 0, 0, 0, time.perf_counter())
+            test_epoch(t, spec, state)
         for _ in range(repeats):
             for name, t in variants.items():
                 start = time.perf_counter()
-                test_epoch(t, spec, 0, 0, 0, start)
+                test_epoch(t, spec, state)
                 best[name] = min(best[name], time.perf_counter() - start)
         rows.append(
             _ratio_row(
-                f"batched convergence test, {problem.name} (200 x {spec.n_test} samples)",
+                f"batched convergence test, {problem.name} (200 x {spec.prop.n_test} samples)",
                 best["batched"],
                 best["small"],
                 "s",

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from sklearn.base import clone
 
 from sklearn_epi import ALParams, RealNVP
-from sklearn_epi._property import EmergentProperty
 from sklearn_epi.circuits import (
     LDS_BOUNDS,
     LDS_MU,
@@ -28,6 +27,7 @@ from sklearn_epi.circuits import (
     rnn_stable_amplification,
 )
 from sklearn_epi.optimize import SeedSpec
+from sklearn_epi.property import EmergentProperty
 from sklearn_epi.support import parse_bounds
 
 #: Paper's distance criterion: ||E_q[f] - mu||_2 below this (Methods,
@@ -72,12 +72,10 @@ class Problem:
             flow=self.flow,
             support=support,
             statistic=self.statistic,
-            prop=EmergentProperty(self.mu, self.sigma2, names),
+            prop=EmergentProperty(self.mu, self.sigma2, names, n_test=self.n_test),
             al=self.al,
             init_mean=mean,
             init_std=std,
-            alpha=0.05,
-            n_test=self.n_test,
         )
         return replace(spec, **changes)
 

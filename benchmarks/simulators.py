@@ -29,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from sklearn_epi import ALParams, RealNVP
-from sklearn_epi._train import checkin
+from sklearn_epi._train import checkin, checkout
 from sklearn_epi.circuits import (
     SC_BOUNDS,
     SC_MU,
@@ -161,8 +161,12 @@ def iteration_seconds(problem, jit_compile, steps, repeats):
     """(first call, best seconds per iteration) of the compiled training step."""
     spec = replace(problem.seed_spec(), jit_compile=jit_compile)
     start = time.perf_counter()
-    key, trainer = initialise(spec, seed=0)
+    key, trainer = checkout(
+        "al", spec.flow, spec.support, spec.al.batch_size, spec.dtype, spec.jit_compile,
+        spec.statistic, spec.prop,
+    )  # fmt: skip
     try:
+        initialise(trainer, spec, seed=0)
         trainer.train(tf.constant(1, tf.int32))
         first = time.perf_counter() - start
         best = np.inf

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
             "fresh samples": values,
             "p-value": est.pvalues_,
         },
-        index=est.constraint_names_,
+        index=est.property_.constraint_names,
     )
     print()
     print(f"converged: {est.converged_} (seed {est.best_seed_}, epoch {est.epoch_})")

@@ -16,6 +16,8 @@ one before, with a warning that names the file.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import os
 import pickle
@@ -26,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validation import _resolve_al_params
+from ._seed_state import Saved
+from ._validation import _resolve_al_params, user_stacklevel
 
 #: Estimator parameters that do not change a fit's result.
 NOT_SETTINGS = ("checkpoint", "n_jobs", "verbose", "callbacks", "memory", "max_time", "warm_start")
@@ -189,3 +192,145 @@ def load_seed(directory, index: int) -> dict | None:
             )
         return state
     raise ValueError(f"checkpoint: no readable checkpoint of seed {index}: {'; '.join(problems)}")
+
+
+#: Entries of run.json that do not change the result (so not in the key).
+_NOT_KEY = ("sklearn_epi", "tensorflow", "statistic_name")
+
+
+class RunStore:
+    """A directory of runs, one sub-directory per distinct fit; pass it as ``checkpoint``.
+
+    Parameters
+    ----------
+    directory : str or path-like
+        Created on the first fit. Runs of any model and property can share
+        it; processes fitting different runs write to different
+        sub-directories, and every file is written atomically.
+
+    Examples
+    --------
+    >>> from sklearn_epi import EPIEstimator
+    >>> from sklearn_epi import RunStore, runs
+    >>> est = EPIEstimator(statistic, bounds, checkpoint=RunStore("epi_runs"))  # doctest: +SKIP
+    >>> est.fit(mu, sigma2)  # doctest: +SKIP
+    >>> runs("epi_runs")  # doctest: +SKIP
+    """
+
+    __module__ = "sklearn_epi.run_store"  # where it is documented (and old pickles find it)
+
+    def __init__(self, directory):
+        if not isinstance(directory, (str, os.PathLike)):
+            raise TypeError(
+                f"directory must be a path (str or os.PathLike); got {type(directory).__name__}"
+            )
+        self.directory = directory
+
+    def __repr__(self):
+        return f"RunStore({os.fspath(self.directory)!r})"
+
+    def __eq__(self, other):
+        return isinstance(other, RunStore) and Path(other.directory) == Path(self.directory)
+
+    def __hash__(self):
+        return hash(Path(self.directory))
+
+    def run_directory(self, description: dict) -> Path:
+        """The sub-directory of the run that ``description`` (a ``run.json``) describes."""
+        path = Path(self.directory)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"checkpoint: the run store {path} is a file, not a directory")
+        return path / run_key(description)
+
+
+def run_key(description: dict) -> str:
+    """A run's name in a store: a hash of its description without versions and readable names."""
+    content = {k: v for k, v in description.items() if k not in _NOT_KEY}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def epoch_records(est, seed):
+    """Every epoch of a fitted estimator's seed, weights included, in order.
+
+    They come from the fit's checkpoint (``checkpoint``) or from the states
+    kept with ``warm_start=True``.
+    """
+    held = getattr(est, "_warm_start_", None)
+    saved = None
+    if held is not None and seed in held["states"]:
+        saved = held["states"][seed]
+    elif getattr(est, "checkpoint_dir_", None) is not None:
+        saved = load_seed(Path(est.checkpoint_dir_), seed)
+    if saved is None:
+        raise ValueError(
+            "the fit kept no per-epoch weights of seed "
+            f"{seed}: fit with checkpoint=<directory> or warm_start=True to keep them"
+        )
+    return Saved.from_file(saved).epochs
+
+
+def statistic_key(statistic) -> str:
+    """The statistic's identity in a checkpoint's ``run.json``: its content, or its name."""
+    from ._train import _fingerprint
+
+    fingerprint = _fingerprint(statistic)
+    if isinstance(fingerprint, str):
+        return fingerprint
+    return f"{getattr(statistic, '__module__', '?')}.{getattr(statistic, '__qualname__', '?')}"
+
+
+def attach(est, spec, seeds) -> dict | None:
+    """Give ``spec`` the fit's checkpoint directory and warm-start states; the run's description.
+
+    Returns None when the fit neither checkpoints nor warm-starts.
+    """
+    if est.checkpoint is None and not est.warm_start:
+        return None
+    description = describe(est, spec.prop, seeds, statistic_key(est.statistic))
+    if est.checkpoint is not None:
+        directory = est.checkpoint
+        if isinstance(directory, RunStore):
+            directory = directory.run_directory(description)
+        spec.checkpoint = str(open_run(directory, description))
+    if est.warm_start:
+        spec.keep_state = True
+        spec.warm_states = _warm_states(est, description)
+    return description
+
+
+def _warm_states(est, description):
+    """The seeds' states of the last fit to continue from, if its settings match."""
+    held = getattr(est, "_warm_start_", None)
+    if held is None:
+        return None  # a first fit: a cold start, as in scikit-learn
+    differ = differences(held["description"], description)
+    if differ:
+        raise ValueError(
+            f"warm_start: the fitted estimator had other settings (differing: "
+            f"{', '.join(differ)}); only al_params.max_epochs may change, or set "
+            "warm_start=False"
+        )
+    return held["states"]
+
+
+def save_fit(est, path) -> None:
+    """The fitted estimator beside its checkpoints, for :func:`~sklearn_epi.load_run`.
+
+    Callbacks do not change the result and are often local functions that
+    cannot be pickled: the copy is saved without them. A failure warns: the
+    fit itself is done and returned.
+    """
+    from . import persistence
+
+    saved = copy.copy(est)
+    saved.callbacks = None
+    try:
+        persistence.save(saved, path)
+    except Exception as exc:
+        warnings.warn(
+            f"could not save the fitted estimator to {path} ({type(exc).__name__}: {exc}); "
+            "load_run will not find this fit",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )

@@ -16,12 +16,118 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from sklearn import get_config
-from sklearn.utils import gen_batches
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils.validation import check_is_fitted
 
 from ._quiet import start_xla
-from ._validation import user_stacklevel
+from ._validation import _check_dtype, _check_int, user_stacklevel
 
-__all__ = ["FittedFunctions", "evaluate", "row_chunks", "check_points"]
+__all__ = ["FittedDensityMixin", "FittedFunctions", "evaluate", "row_chunks", "check_points"]
+
+
+class FittedDensityMixin:
+    """The queries of a fitted flow: samples, log density, its gradient and Hessian.
+
+    Mixed into :class:`~sklearn_epi.EPIEstimator`; reads ``flow_weights_``,
+    ``param_names_``, ``_flow_spec``, ``_support`` and ``dtype``.
+    """
+
+    def _fitted_flow(self, dtype=None):
+        """Compiled queries of the fitted flow in ``dtype`` (default: the fit's)."""
+        check_is_fitted(self, "flow_weights_")
+        dtype = tf.as_dtype(self.dtype if dtype is None else _check_dtype(dtype))
+        cache = self.__dict__.setdefault("_flow_cache", {})
+        if dtype not in cache:
+            flow = self._flow_spec.build(self._support, seed=0, dtype=dtype)
+            flow.set_weights(self.flow_weights_)
+            cache[dtype] = FittedFunctions(flow)
+        return cache[dtype]
+
+    def sample(self, n_samples: int = 1, random_state=None) -> np.ndarray:
+        """Draw parameter samples from the fitted distribution.
+
+        Samples are drawn in chunks, so the memory used beyond the result
+        stays within scikit-learn's ``working_memory``
+        (:func:`sklearn.set_config`, 1 GiB by default) whatever ``n_samples``.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState instance or None, default=None
+            Same value, same samples.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, D)
+        """
+        fns = self._fitted_flow()
+        _check_int(n_samples, "n_samples", 1)
+        seed = check_random_state(random_state).randint(0, 2**31 - 1, size=2)
+        out = np.empty((int(n_samples), len(self.param_names_)))
+        for k, rows in enumerate(row_chunks(self, int(n_samples), fns, order=0)):
+            # Chunk k continues the stream with a stateless seed of its own.
+            chunk_seed = seed if k == 0 else [seed[0], (seed[1] + 7919 * k) % (2**31 - 1)]
+            z, _ = fns.sample(rows.stop - rows.start, tf.constant(chunk_seed, tf.int32))
+            out[rows] = z.numpy()
+        return out
+
+    def score_samples(self, Z, dtype=None) -> np.ndarray:
+        """Log density ``log q(z)`` of each row of ``Z``.
+
+        Parameters
+        ----------
+        Z : array-like or pandas DataFrame of shape (n, D)
+            A DataFrame's columns are matched to ``param_names_`` by name.
+        dtype : {"float32", "float64"}, default=None
+            Precision of the evaluation; ``None`` uses the fit's ``dtype``.
+            The fitted weights are exact in float64, so ``"float64"`` removes
+            the rounding of the flow's own arithmetic.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            ``-inf`` for rows on or outside the bounds (never NaN).
+        """
+        out = evaluate(self, self._fitted_flow(dtype), Z, 0)
+        return np.where(np.isnan(out), -np.inf, out)
+
+    def gradient(self, Z, dtype=None) -> np.ndarray:
+        r"""Gradient :math:`\nabla_z \log q(z)` at each row of ``Z``.
+
+        Parameters
+        ----------
+        Z : array-like or pandas DataFrame of shape (n, D)
+            A DataFrame's columns are matched to ``param_names_`` by name.
+        dtype : {"float32", "float64"}, default=None
+            Precision of the evaluation (see :meth:`score_samples`).
+
+        Returns
+        -------
+        ndarray of shape (n, D)
+            NaN rows for points on or outside the bounds.
+        """
+        return evaluate(self, self._fitted_flow(dtype), Z, 1)
+
+    def hessian(self, Z, dtype=None) -> np.ndarray:
+        r"""Hessian :math:`\nabla_z^2 \log q(z)` at each row of ``Z``.
+
+        Its eigenvectors at a mode are the paper's sensitivity dimensions
+        (Methods, "Hessian sensitivity vectors").
+
+        Parameters
+        ----------
+        Z : array-like or pandas DataFrame of shape (n, D)
+            A DataFrame's columns are matched to ``param_names_`` by name.
+        dtype : {"float32", "float64"}, default=None
+            Precision of the evaluation (see :meth:`score_samples`); second
+            derivatives gain most from ``"float64"``.
+
+        Returns
+        -------
+        ndarray of shape (n, D, D)
+            NaN blocks for points on or outside the bounds.
+        """
+        return evaluate(self, self._fitted_flow(dtype), Z, 2)
 
 
 def evaluate(est, fns, Z, order):

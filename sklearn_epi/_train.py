@@ -21,9 +21,19 @@ import cloudpickle
 import numpy as np
 import tensorflow as tf
 
-from ._property import call_statistic
+from ._reporting import OPTIMISER_ADVICE
+from .property import call_statistic
 
-__all__ = ["Trainer", "GaussianFit", "SampleFit", "checkout", "checkin", "clear_pool", "NonFinite"]
+__all__ = [
+    "Trainer",
+    "GaussianFit",
+    "SampleFit",
+    "checkout",
+    "checkin",
+    "clear_pool",
+    "NonFinite",
+    "initial_weights",
+]
 
 #: Trainers kept per process for reuse (the least recently returned go first).
 POOL_SIZE = 8
@@ -218,7 +228,7 @@ class Trainer(_Stepper):
         super().__init__(flow, batch_size, name="epi_trainer")
         dtype = flow.dtype
         self.statistic = statistic
-        self.has_variance = prop.sigma2 is not None
+        self.prop = prop  # its structure (m_f, variances or not) is this graph's
         self.m_f, m = prop.n_statistics, len(prop.targets)
         self.mu = tf.Variable(tf.zeros([self.m_f], dtype), trainable=False)
         self.targets = tf.Variable(tf.zeros([m], dtype), trainable=False)
@@ -242,7 +252,7 @@ class Trainer(_Stepper):
         self.scale.assign(prop.scales())
 
     def sufficient_statistics(self, z, seed):
-        """T(z) = [f(z), (f(z) - mu)^2] (paper, Eq. 19), or f(z) alone.
+        """T(z) of :meth:`EmergentProperty.sufficient_statistics` at the trainer's targets.
 
         ``seed`` (the batch's stateless seed) reaches a statistic that takes a
         ``seed`` argument, folded so its draws are independent of the flow's.
@@ -252,9 +262,7 @@ class Trainer(_Stepper):
         # The static width keeps loop shapes fixed even for statistics whose
         # output shape TF cannot infer (py_function, dynamic reshapes).
         f = tf.reshape(f, [tf.shape(z)[0], self.m_f])
-        if not self.has_variance:
-            return f
-        return tf.concat([f, tf.square(f - self.mu)], axis=1)
+        return self.prop.sufficient_statistics(f, mu=self.mu)
 
     def _train_steps(self, num_steps):
         """Run ``num_steps`` Adam steps on L; return chunk means and a finite flag."""
@@ -400,3 +408,58 @@ def clear_pool():
     """Drop every pooled trainer (their graphs and memory go with them)."""
     with _POOL_LOCK:
         _POOL.clear()
+
+
+def initial_weights(
+    flow_spec,
+    support,
+    mean,
+    std,
+    init_iters,
+    batch_size,
+    lr,
+    seed,
+    dtype,
+    jit_compile,
+    samples=None,
+) -> list:
+    """Flow weights after fitting q to the initial distribution (Algorithm 1, line 1).
+
+    ``init_iters`` Adam steps on KL(q || N(mean, diag(std^2))); with
+    ``samples``, a further ``init_iters`` steps of maximum likelihood on them,
+    so the fit of the points starts from a flow already at their scale.
+    A pure function of its arguments, so ``joblib.Memory`` can cache it: grid
+    searches over AL hyperparameters (``c0``, ``beta``, ...) then share one
+    initialisation per flow, support, initial distribution and seed.
+
+    Returns
+    -------
+    list of ndarray
+        The weights, in :meth:`FlowDistribution.get_weights` order.
+    """
+    weights = flow_spec.build(support, seed=seed, dtype=tf.as_dtype(dtype)).get_weights()
+    if not init_iters:
+        return weights
+    steps = tf.constant(init_iters, tf.int32)
+    key, gaussian = checkout("gaussian", flow_spec, support, batch_size, dtype, jit_compile)
+    try:
+        gaussian.start(weights, seed, 0, lr)
+        gaussian.mean.assign(mean)
+        gaussian.std.assign(std)
+        _, finite = gaussian.steps(steps)
+        if not bool(finite):
+            raise NonFinite(0, 0, "loss in the Gaussian initialisation", OPTIMISER_ADVICE)
+        weights = gaussian.flow.get_weights()
+    finally:
+        checkin(key, gaussian)
+    if samples is None:
+        return weights
+    key, fit = checkout("samples", flow_spec, support, batch_size, dtype, jit_compile)
+    try:
+        fit.start(weights, seed, init_iters, lr)
+        _, finite = fit.steps(tf.constant(samples, fit.flow.dtype), steps)
+        if not bool(finite):
+            raise NonFinite(0, 0, "loss in the fit of init['samples']", OPTIMISER_ADVICE)
+        return fit.flow.get_weights()
+    finally:
+        checkin(key, fit)

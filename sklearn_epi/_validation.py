@@ -17,7 +17,7 @@ import tensorflow as tf
 from scipy import sparse
 
 from ._al_params import ALParams
-from ._property import call_statistic
+from .property import call_statistic
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 

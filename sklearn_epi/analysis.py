@@ -22,7 +22,6 @@ import tensorflow as tf
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from ._property import EmergentProperty
 from .reference import maxent_reference
 from .support import parse_bounds
 
@@ -253,7 +252,8 @@ def predictive(est, n_samples: int = 1000, random_state=0) -> pd.DataFrame:
     r"""The statistic :math:`f(z)` on fresh samples :math:`z \sim q`.
 
     A posterior-predictive style check: the columns' means and variances
-    should match ``est.mu_`` and ``est.sigma2_`` when the fit converged.
+    should match ``est.property_.mu`` and ``est.property_.sigma2`` when the fit
+    converged.
 
     Parameters
     ----------
@@ -267,7 +267,7 @@ def predictive(est, n_samples: int = 1000, random_state=0) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame of shape (n_samples, m_f)
-        Columns ``est.statistic_names_``.
+        Columns ``est.property_.statistic_names``.
 
     See Also
     --------
@@ -279,9 +279,9 @@ def predictive(est, n_samples: int = 1000, random_state=0) -> pd.DataFrame:
     Z = est.sample(n_samples, random_state=rng)
     # A stochastic simulator that takes seed= gets one from the same stream.
     seed = rng.randint(0, 2**31 - 1, size=2)
-    prop = EmergentProperty(est.mu_, est.sigma2_, tuple(est.statistic_names_))
+    prop = est.property_
     f = prop.evaluate(est.statistic, tf.constant(Z, dtype=est.dtype), seed)
-    return pd.DataFrame(f, columns=list(est.statistic_names_))
+    return pd.DataFrame(f, columns=list(prop.statistic_names))
 
 
 def _local_model(est, z, free, method):

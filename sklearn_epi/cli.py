@@ -54,11 +54,12 @@ import html
 import importlib
 import io
 import json
-import re
 import shutil
 import sys
 import warnings
 from pathlib import Path
+
+from ._seed_state import UNFINISHED
 
 try:
     import tomllib
@@ -173,7 +174,7 @@ def _fit_command(config_path, directory=None, max_time=None, seed_index=None) ->
         print(f"{warning.category.__name__}: {warning.message}", file=sys.stderr)
     if seed_index is not None:
         return _seed_status(est, seed_index, config_path)
-    unfinished = est.seeds_["message"].str.contains("interrupted|max_time|skipped").any()
+    unfinished = est.seeds_["status"].isin(UNFINISHED).any()
     status = (
         EXIT_AGAIN if unfinished else (EXIT_CONVERGED if est.converged_ else EXIT_NOT_CONVERGED)
     )
@@ -189,7 +190,7 @@ def _fit_command(config_path, directory=None, max_time=None, seed_index=None) ->
 def _seed_status(est, index, config_path) -> int:
     """A job-array task's report and exit code: its seed only."""
     row = est.seeds_.loc[est.seeds_["seed"] == index].iloc[0]
-    unfinished = re.search("interrupted|max_time", str(row["message"])) is not None
+    unfinished = row["status"] in UNFINISHED
     print(
         f"seed {index}: converged={bool(row['converged'])} entropy={row['entropy']:.3f} "
         f"(epoch {row['epoch']}); "
@@ -220,7 +221,7 @@ def _write_outputs(est, directory, status) -> None:
         "best_seed": int(est.best_seed_),
         "epoch": int(est.epoch_),
         "fit_time": float(est.fit_time_),
-        "pvalues": dict(zip(est.constraint_names_, map(float, est.pvalues_))),
+        "pvalues": dict(zip(est.property_.constraint_names, map(float, est.pvalues_))),
     }
     (directory / "result.json").write_text(json.dumps(result, indent=2))
     _write_report(est, directory, result)

@@ -18,6 +18,8 @@ __all__ = [
     "entropy_estimate",
     "penalty_should_grow",
     "select_best",
+    "kept_epoch",
+    "patience_ran_out",
 ]
 
 
@@ -122,3 +124,24 @@ def select_best(candidates):
     if converged:
         return max(converged, key=lambda c: c.entropy)
     return min(candidates, key=lambda c: c.worst_t)
+
+
+def kept_epoch(epochs):
+    """The epoch a seed keeps: :func:`select_best` over its trained epochs.
+
+    The converged epoch of greatest entropy (paper, Methods); epoch 0, the
+    initial distribution, is never kept.
+    """
+    return select_best([e for e in epochs if e.epoch > 0])
+
+
+def patience_ran_out(epochs, patience) -> bool:
+    """Whether ``patience`` epochs have ended since the converged epoch :func:`kept_epoch` keeps.
+
+    scikit-learn's ``n_iter_no_change`` applied to the rule that picks the
+    kept epoch; ``None`` never stops.
+    """
+    if patience is None:
+        return False
+    kept = kept_epoch(epochs)
+    return kept is not None and kept.converged and epochs[-1].epoch - kept.epoch >= patience

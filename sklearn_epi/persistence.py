@@ -23,10 +23,12 @@ from typing import NamedTuple
 
 import cloudpickle
 import joblib
+import numpy as np
 
-from ._validation import user_stacklevel
+from ._validation import _resolve_al_params, user_stacklevel
+from .property import EmergentProperty
 
-__all__ = ["save", "load", "MissingStatistic"]
+__all__ = ["save", "MissingStatistic", "SavedFitMixin", "pack_statistic", "unpack_statistic"]
 
 
 class PackedStatistic(NamedTuple):
@@ -156,22 +158,59 @@ def save(estimator, path) -> Path:
     return path
 
 
-def load(path):
-    """Read an estimator written by :func:`save` (or by ``joblib.dump``).
+class SavedFitMixin:
+    """Saving a fitted estimator, and pickling it so that the statistic never blocks a load.
 
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    EPIEstimator
-        With a :class:`MissingStatistic` in place of a statistic that could
-        not be restored (a ``UserWarning`` says why).
+    Mixed into :class:`~sklearn_epi.EPIEstimator`. The statistic travels in a
+    blob of its own (:func:`pack_statistic`), so a statistic that cannot be
+    restored never keeps the weights and history from loading; fits pickled
+    by earlier versions gain the attributes added since.
     """
-    from .estimator import EPIEstimator
 
-    estimator = joblib.load(path)
-    if not isinstance(estimator, EPIEstimator):
-        raise TypeError(f"{path} holds a {type(estimator).__name__}, not an EPIEstimator")
-    return estimator
+    def save(self, path):
+        """Write the estimator to ``path`` atomically; read it back with :func:`sklearn_epi.load`.
+
+        A failure leaves an existing file at ``path`` untouched. The statistic
+        is stored by value when it cannot be imported by name (defined in a
+        script's ``__main__``, a lambda, a closure), so the file loads in any
+        script; if it cannot be stored at all, a warning says why and the
+        rest of the fit is saved.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        return save(self, path)
+
+    def __getstate__(self):
+        # object.__getstate__ may hand back the live __dict__: edit a copy.
+        state = dict(super().__getstate__())
+        state.pop("_flow_cache", None)
+        if "statistic" in state:
+            state["statistic"] = PackedStatistic(*pack_statistic(state["statistic"]))
+        return state
+
+    def __setstate__(self, state):
+        state.setdefault("checkpoint", None)  # saved before checkpoints existed
+        state.setdefault("max_time", None)
+        state.setdefault("warm_start", False)
+        if isinstance(state.get("statistic"), PackedStatistic):
+            state["statistic"] = unpack_statistic(state["statistic"])
+        if "_support" in state and "bounds_" not in state:  # saved by version 0.1.0
+            state["bounds_"] = np.column_stack([state["_support"].low, state["_support"].high])
+            al = _resolve_al_params(state.get("al_params"))
+            state["n_test_"] = state.get("n_test") or al.batch_size
+        if "mu_" in state and "property_" not in state:  # saved before property_
+            state["property_"] = EmergentProperty(
+                state.pop("mu_"),
+                state.pop("sigma2_"),
+                tuple(state.pop("statistic_names_")),
+                alpha=float(state.get("alpha", 0.05)),
+                n_test=int(state.pop("n_test_")),
+            )
+            state.pop("constraint_names_", None)
+        super().__setstate__(state)

@@ -61,14 +61,14 @@ def plot_history(est, axes=None):
     """
     check_is_fitted(est, "history_")
     hist = est.history_
-    names = list(est.constraint_names_)
+    names = est.property_.constraint_names
     n_panels = 4 + len(names)
     fig, axes = _panel_axes(axes, n_panels, ncols=4, panel_size=(3.2, 2.4))
     train = hist[hist["phase"] == "train"]
     test = hist[hist["phase"] == "test"]
     seeds = sorted(hist["seed"].unique())
     ax_H, ax_cost, ax_c, ax_p = axes[:4]
-    level = est.alpha / len(names)
+    level = est.property_.alpha / len(names)
 
     for seed in seeds:
         color = _SEED_COLORS[int(seed) % len(_SEED_COLORS)]
@@ -164,21 +164,21 @@ def plot_predictive(est, n_samples: int = 1000, axes=None, random_state=0):
     """
     check_is_fitted(est, "flow_weights_")
     frame = predictive(est, n_samples=n_samples, random_state=random_state)
-    names = list(frame.columns)
+    names, prop = list(frame.columns), est.property_
     fig, axes = _panel_axes(axes, len(names), ncols=len(names), panel_size=(3.2, 2.6))
     for k, (ax, name) in enumerate(zip(axes, names)):
         f = frame[name].to_numpy()
         finite = f[np.isfinite(f)]
-        mu = est.mu_[k]
+        mu = prop.mu[k]
         lines = [mu]
-        if est.sigma2_ is not None:
-            sd = np.sqrt(est.sigma2_[k])
+        if prop.sigma2 is not None:
+            sd = np.sqrt(prop.sigma2[k])
             lines += [mu - 2 * sd, mu + 2 * sd]
         lo = min(finite.min(initial=mu), min(lines))
         hi = max(finite.max(initial=mu), max(lines))
         ax.hist(finite, bins=40, range=(lo, hi), density=True, color="0.6", alpha=0.8)
         ax.axvline(mu, color="k", lw=1.5, label="target mean")
-        if est.sigma2_ is not None:
+        if prop.sigma2 is not None:
             for x in lines[1:]:
                 ax.axvline(x, color="k", lw=1, ls="--")
         ax.axvline(finite.mean(), color="tab:blue", lw=1.5, ls=":", label="sample mean")
@@ -188,7 +188,7 @@ def plot_predictive(est, n_samples: int = 1000, axes=None, random_state=0):
         Line2D([], [], color="k", lw=1.5, label="target mean"),
         Line2D([], [], color="tab:blue", lw=1.5, ls=":", label="sample mean"),
     ]
-    if est.sigma2_ is not None:
+    if prop.sigma2 is not None:
         handles.insert(1, Line2D([], [], color="k", lw=1, ls="--", label=r"target $\pm 2$ sd"))
     # Above the panels, not on a histogram.
     axes[0].legend(
@@ -284,8 +284,8 @@ def animate_epochs(est, x=0, y=1, seed=None, n_samples=1000, random_state=0, int
     import tensorflow as tf
     from matplotlib.animation import FuncAnimation
 
+    from ._checkpoint import epoch_records
     from ._queries import FittedFunctions
-    from .run_store import epoch_records
 
     check_is_fitted(est, "flow_weights_")
     names = list(est.param_names_)

@@ -30,8 +30,8 @@ from scipy import optimize
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from ._property import call_statistic
 from ._validation import _check_targets, user_stacklevel
+from .property import EmergentProperty, call_statistic
 from .support import parse_bounds
 
 __all__ = ["LowEffectiveSampleSizeWarning", "MaxEntReference", "maxent_reference"]
@@ -287,14 +287,11 @@ def maxent_reference(
     _check_positive(min_ess, "min_ess")
     rng = check_random_state(random_state)
 
-    names = tuple(f"mean_{s}" for s in stat_names)
-    targets = mu
-    if sigma2 is not None:
-        names += tuple(f"var_{s}" for s in stat_names)
-        targets = np.concatenate([mu, sigma2])
+    prop = EmergentProperty(mu, sigma2, tuple(stat_names))
+    names, targets = tuple(prop.constraint_names), prop.targets
     Z = rng.uniform(support.low, support.high, size=(n_samples, support.dim))
     F, dtype = _evaluate_statistic(statistic, Z, mu.size, chunk_size, rng)
-    T = F if sigma2 is None else np.concatenate([F, (F - mu) ** 2], axis=1)
+    T = prop.sufficient_statistics(F)
 
     centre, scale = T.mean(axis=0), T.std(axis=0)
     constant = np.flatnonzero(scale == 0)
@@ -316,7 +313,7 @@ def maxent_reference(
         )
     weights = dual.weights(result.x)
     ess = 1.0 / np.sum(weights**2)
-    moments = weights @ F if sigma2 is None else weights @ np.hstack([F, (F - mu) ** 2])
+    moments = weights @ prop.sufficient_statistics(F)
     log_volume = float(np.sum(np.log(support.high - support.low)))
     ref = MaxEntReference(
         entropy=log_volume + float(dual.value(result.x)),

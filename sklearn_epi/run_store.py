@@ -15,70 +15,18 @@ estimator of any run at any of its epochs.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-import os
 from pathlib import Path
 
-import numpy as np
+import joblib
 import pandas as pd
 
 from . import _checkpoint
+from ._checkpoint import RunStore, run_key
+from ._seed_state import Saved
+from .estimator import EPIEstimator
 
-__all__ = ["RunStore", "runs", "load_run"]
-
-#: Entries of run.json that do not change the result (so not in the key).
-_NOT_KEY = ("sklearn_epi", "tensorflow", "statistic_name")
-
-
-class RunStore:
-    """A directory of runs, one sub-directory per distinct fit; pass it as ``checkpoint``.
-
-    Parameters
-    ----------
-    directory : str or path-like
-        Created on the first fit. Runs of any model and property can share
-        it; processes fitting different runs write to different
-        sub-directories, and every file is written atomically.
-
-    Examples
-    --------
-    >>> from sklearn_epi import EPIEstimator
-    >>> from sklearn_epi import RunStore, runs
-    >>> est = EPIEstimator(statistic, bounds, checkpoint=RunStore("epi_runs"))  # doctest: +SKIP
-    >>> est.fit(mu, sigma2)  # doctest: +SKIP
-    >>> runs("epi_runs")  # doctest: +SKIP
-    """
-
-    def __init__(self, directory):
-        if not isinstance(directory, (str, os.PathLike)):
-            raise TypeError(
-                f"directory must be a path (str or os.PathLike); got {type(directory).__name__}"
-            )
-        self.directory = directory
-
-    def __repr__(self):
-        return f"RunStore({os.fspath(self.directory)!r})"
-
-    def __eq__(self, other):
-        return isinstance(other, RunStore) and Path(other.directory) == Path(self.directory)
-
-    def __hash__(self):
-        return hash(Path(self.directory))
-
-    def run_directory(self, description: dict) -> Path:
-        """The sub-directory of the run that ``description`` (a ``run.json``) describes."""
-        path = Path(self.directory)
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"checkpoint: the run store {path} is a file, not a directory")
-        return path / run_key(description)
-
-
-def run_key(description: dict) -> str:
-    """A run's name in a store: a hash of its description without versions and readable names."""
-    content = {k: v for k, v in description.items() if k not in _NOT_KEY}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+__all__ = ["RunStore", "run_key", "runs", "load_run", "load"]
 
 
 def _run_directories(directory) -> list:
@@ -101,31 +49,10 @@ def _seed_states(run) -> dict:
     return states
 
 
-def _unwrap(saved) -> tuple:
+def _unwrap(data) -> tuple:
     """``(state, finished, result)`` of a seed's saved state, ended or not."""
-    if saved.get("finished"):
-        return saved["state"], True, saved["result"]
-    return saved, False, None
-
-
-def epoch_records(est, seed):
-    """Every epoch of a fitted estimator's seed, weights included, in order.
-
-    They come from the fit's checkpoint (``checkpoint``) or from the states
-    kept with ``warm_start=True``.
-    """
-    held = getattr(est, "_warm_start_", None)
-    saved = None
-    if held is not None and seed in held["states"]:
-        saved = held["states"][seed]
-    elif getattr(est, "checkpoint_dir_", None) is not None:
-        saved = _load_seed(Path(est.checkpoint_dir_), seed)
-    if saved is None:
-        raise ValueError(
-            "the fit kept no per-epoch weights of seed "
-            f"{seed}: fit with checkpoint=<directory> or warm_start=True to keep them"
-        )
-    return list(_unwrap(saved)[0]["epochs"])
+    saved = Saved.from_file(data)
+    return saved.state, saved.finished, saved.result
 
 
 def _load_seed(run, index):
@@ -242,8 +169,6 @@ def load_run(path, seed=None, epoch=None):
         ``history_`` and ``seeds_`` are the whole fit's; ``best_seed_`` and
         ``epoch_`` name the distribution returned.
     """
-    from .persistence import load
-
     run = Path(path)
     fitted = run / "fit.joblib"
     if not fitted.is_file():
@@ -273,13 +198,24 @@ def load_run(path, seed=None, epoch=None):
         )
     record = records[epoch]
     est = copy.copy(est)
-    est.__dict__["_flow_cache"] = {}
-    est.best_seed_, est.epoch_ = index, int(record.epoch)
-    est.converged_ = bool(record.converged)
-    est.entropy_, est.entropy_se_ = float(record.entropy), float(record.entropy_se)
-    est.n_iter_ = int(record.iteration)
-    est.lagrange_multipliers_ = np.asarray(record.eta, dtype=float)
-    est.penalty_ = float(record.c)
-    est.pvalues_ = np.asarray(record.pvalues, dtype=float)
-    est.flow_weights_ = [np.asarray(w) for w in record.weights]
+    est._select(index, record, record.iteration)
     return est
+
+
+def load(path):
+    """Read an estimator written by :meth:`EPIEstimator.save` (or by ``joblib.dump``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    EPIEstimator
+        With a :class:`~sklearn_epi.persistence.MissingStatistic` in place of
+        a statistic that could not be restored (a ``UserWarning`` says why).
+    """
+    estimator = joblib.load(path)
+    if not isinstance(estimator, EPIEstimator):
+        raise TypeError(f"{path} holds a {type(estimator).__name__}, not an EPIEstimator")
+    return estimator

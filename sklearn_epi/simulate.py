@@ -12,7 +12,8 @@ the fit's cost. Three things decide that cost on a CPU (see the user guide,
   :func:`gaussian_noise`, which costs about half of
   ``tf.random.stateless_normal``;
 * **the compile path**: time-stepped simulations often run faster without
-  XLA; ``EPIEstimator(jit_compile="auto")`` times both.
+  XLA; time a few epochs with ``jit_compile=True`` and ``False`` (the
+  ``seeds_`` table's ``wall_time``) and keep the faster.
 
 :func:`euler_maruyama` puts the three together for a stochastic differential
 equation :math:`dx = a(k, x)\,dt + b\,dB`.

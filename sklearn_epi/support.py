@@ -112,7 +112,7 @@ def parse_bounds(bounds) -> Support:
             arr = _as_float_array(pair, f"bounds[{name!r}]")
             if arr.shape != (2,):
                 raise ValueError(
-                    f"bounds[{name!r}] must be a (low, high) pair; got shape " f"{arr.shape}"
+                    f"bounds[{name!r}] must be a (low, high) pair; got shape {arr.shape}"
                 )
             rows.append(arr)
         if not rows:
@@ -134,7 +134,7 @@ def parse_bounds(bounds) -> Support:
             raise ValueError(f"bounds for {name!r} must not be NaN; got {tuple(array[i])}")
         if not low[i] < high[i]:
             raise ValueError(
-                f"bounds for {name!r} need low < high; got low = {low[i]}, " f"high = {high[i]}"
+                f"bounds for {name!r} need low < high; got low = {low[i]}, high = {high[i]}"
             )
     return Support(names=names, low=low, high=high)
 

@@ -10,9 +10,9 @@ import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_epi import ALParams, EPIEstimator, EpochCallback, RealNVP, _train
-from sklearn_epi._property import EmergentProperty
 from sklearn_epi.convergence import select_best
 from sklearn_epi.optimize import SeedSpec, fit_seed
+from sklearn_epi.property import EmergentProperty
 from sklearn_epi.support import parse_bounds
 
 QUICK = ALParams(c0=1.0, beta=4.0, num_iters=100, max_epochs=4, init_iters=50, batch_size=100)
@@ -77,12 +77,10 @@ def _spec():
         flow=RealNVP(num_units=8),
         support=parse_bounds([[-5.0, 5.0]]),
         statistic=identity,
-        prop=EmergentProperty(np.array([1.0]), None, ("f0",)),
+        prop=EmergentProperty(np.array([1.0]), None, ("f0",), n_test=100),
         al=ALParams(num_iters=50, max_epochs=1, init_iters=10, batch_size=100),
         init_mean=np.zeros(1),
         init_std=np.ones(1),
-        alpha=0.05,
-        n_test=100,
     )
 
 
@@ -136,7 +134,7 @@ def test_score_uses_the_test_size_of_the_fit():
     )
     before = est.score([1.0], [0.5])
     est.set_params(al_params__batch_size=2000, n_test=None)
-    assert est.n_test_ == 100 and est.score([1.0], [0.5]) == before
+    assert est.property_.n_test == 100 and est.score([1.0], [0.5]) == before
 
 
 def test_one_rule_picks_an_epoch_and_a_seed():

@@ -135,7 +135,7 @@ def test_sensitivity_outside_the_bounds_is_an_error(gaussian):
 
 def test_predictive_frame_has_the_property(gaussian):
     frame = predictive(gaussian, n_samples=4000, random_state=0)
-    assert list(frame.columns) == gaussian.statistic_names_
+    assert list(frame.columns) == list(gaussian.property_.statistic_names)
     assert frame.shape == (4000, 2)
     np.testing.assert_allclose(frame.mean(), MU, atol=0.1)
     np.testing.assert_allclose(frame.var(), SIGMA2, rtol=0.2)

@@ -13,8 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sklearn_epi import ALParams, EPIEstimator
+from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi._checkpoint import load_seed, save_seed
+from sklearn_epi.optimize import SeedSpec, fit_seed
+from sklearn_epi.property import EmergentProperty
+from sklearn_epi.support import parse_bounds
 
 # The fit of the scripts below: 4 epochs of 100 steps, two seeds. The
 # statistic is the script's own, so the three runs must agree on its content.
@@ -104,6 +107,10 @@ def test_a_killed_fit_resumes_and_ends_as_an_uninterrupted_one(tmp_path, plain, 
     pd.testing.assert_frame_equal(resumed["seeds"][columns], plain["seeds"][columns])
 
 
+def shifted(z):
+    return z + 1.0
+
+
 def quick(directory, **params):
     al = ALParams(c0=1.0, beta=4.0, num_iters=50, max_epochs=2, init_iters=20, batch_size=100)
     return EPIEstimator(
@@ -169,7 +176,7 @@ def test_a_damaged_checkpoint_falls_back_to_the_previous_one_and_names_the_file(
 
 
 def test_checkpoint_must_be_a_directory_path(tmp_path):
-    with pytest.raises(TypeError, match="checkpoint must be a directory path"):
+    with pytest.raises(TypeError, match="'checkpoint' parameter .* 'str', .*'os.PathLike'"):
         quick(42).fit([0.5], [1.0])
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="checkpoint must be a directory"):
@@ -177,26 +184,32 @@ def test_checkpoint_must_be_a_directory_path(tmp_path):
     assert not os.path.exists(tmp_path / "run.json")
 
 
-def test_max_time_stops_between_epochs_and_a_checkpointed_fit_goes_on(tmp_path, monkeypatch):
-    from sklearn_epi import optimize
-
+def test_max_time_stops_between_epochs_and_a_checkpointed_fit_goes_on(tmp_path):
     # The clock jumps past the budget when epoch 2 ends: the seed must not
-    # start epoch 3, and the next fit on the checkpoint must finish the job.
+    # start epoch 3, and the next call on the checkpoint must finish the job.
     ahead = [0.0]
-    monkeypatch.setattr(optimize, "_clock", lambda: time.time() + ahead[0])
 
     def jump_after_epoch_2(record):
         if record.epoch == 2:
             ahead[0] = 1e6
 
-    plain = fit_quietly(quick(None, al_params__max_epochs=4))
-    est = quick(tmp_path, al_params__max_epochs=4, max_time=3600, callbacks=[jump_after_epoch_2])
-    with pytest.warns(UserWarning, match="seed 0: stopped by max_time after epoch 2"):
-        est.fit([0.5], [1.0])
-    assert est.history_["epoch"].max() == 2 and not load_seed(tmp_path, 0)["finished"]
+    def spec(**fields):
+        al = ALParams(c0=1.0, beta=4.0, num_iters=50, max_epochs=4, init_iters=20, batch_size=100)
+        prop = EmergentProperty(np.array([0.5]), np.array([1.0]), ("f0",), n_test=100)
+        bounds = parse_bounds([[-np.inf, np.inf]])
+        return SeedSpec(RealNVP(), bounds, shifted, prop, al, np.zeros(1), np.ones(1), **fields)
+
+    plain = fit_seed(spec(), seed=7)
+    timed = {"checkpoint": str(tmp_path), "deadline": time.time() + 3600}
+    clock = {"clock": lambda: time.time() + ahead[0]}
+    stopped = fit_seed(spec(callbacks=(jump_after_epoch_2,), **timed, **clock), seed=7)
+    assert stopped.status == "out of time" and stopped.interrupted
+    assert stopped.message == "stopped by max_time after epoch 2"
+    assert stopped.history["epoch"].max() == 2 and not load_seed(tmp_path, 0)["finished"]
     ahead[0] = 0.0
-    resumed = fit_quietly(quick(tmp_path, al_params__max_epochs=4, max_time=3600))
-    pd.testing.assert_frame_equal(resumed.history_, plain.history_)
+    resumed = fit_seed(spec(**timed, **clock), seed=7)
+    assert resumed.status == plain.status and load_seed(tmp_path, 0)["finished"]
+    pd.testing.assert_frame_equal(resumed.history, plain.history)
 
 
 def test_seeds_count_their_statistic_evaluations():
@@ -207,7 +220,10 @@ def test_seeds_count_their_statistic_evaluations():
 
 @pytest.mark.parametrize(
     "max_time, error, match",
-    [("10", TypeError, "max_time must be a number"), (0, ValueError, "max_time must be > 0")],
+    [
+        ("10", TypeError, r"'max_time' parameter .* float in the range \(0.0, inf\)"),
+        (0, ValueError, r"'max_time' parameter .* float in the range \(0.0, inf\)"),
+    ],
 )
 def test_max_time_must_be_positive_seconds(max_time, error, match):
     with pytest.raises(error, match=match):

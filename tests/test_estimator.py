@@ -14,8 +14,8 @@ import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
-from sklearn_epi._property import EmergentProperty
 from sklearn_epi.optimize import SeedSpec, fit_seed
+from sklearn_epi.property import EmergentProperty
 from sklearn_epi.support import parse_bounds
 
 MU = np.array([1.0, -2.0])
@@ -84,7 +84,7 @@ def test_score_is_entropy_when_property_holds_and_minus_inf_otherwise(gaussian_f
 def test_fitted_attributes_describe_the_fit(gaussian_fit):
     est = gaussian_fit
     assert list(est.param_names_) == ["x", "y"]
-    assert est.constraint_names_ == ["mean_x", "mean_y", "var_x", "var_y"]
+    assert est.property_.constraint_names == ["mean_x", "mean_y", "var_x", "var_y"]
     assert est.lagrange_multipliers_.shape == (4,)
     assert est.penalty_ > 0 and est.best_seed_ == 0 and 1 <= est.epoch_ <= 8
     assert list(est.seeds_.columns[:4]) == ["seed", "random_seed", "converged", "entropy"]
@@ -177,9 +177,7 @@ def test_no_convergence_warns_and_keeps_a_best_effort_fit():
             [[0.0, 1.0]],
             al_params=ALParams(num_iters=20, max_epochs=1, init_iters=0, batch_size=500),
             random_state=0,
-        ).fit(
-            [5.0]
-        )  # unreachable on (0, 1)
+        ).fit([5.0])  # unreachable on (0, 1)
     assert not est.converged_ and est.score([5.0]) == -np.inf
     assert est.sample(3, random_state=0).shape == (3, 1)
 
@@ -194,12 +192,10 @@ def test_nan_during_training_marks_the_seed_failed():
         flow=__import__("sklearn_epi").RealNVP(),
         support=support,
         statistic=_nan_below_minus_one,
-        prop=EmergentProperty(np.array([1.0]), None, ("f0",)),
+        prop=EmergentProperty(np.array([1.0]), None, ("f0",), n_test=100),
         al=ALParams(num_iters=100, max_epochs=2, init_iters=0, batch_size=500),
         init_mean=np.zeros(1),
         init_std=np.ones(1),
-        alpha=0.05,
-        n_test=100,
     )
     result = fit_seed(spec, seed=0)
     # The epoch-0 test (after the Gaussian initialisation) is the first to

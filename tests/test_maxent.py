@@ -15,9 +15,10 @@ import tensorflow as tf
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
-from sklearn_epi._property import EmergentProperty
 from sklearn_epi.analysis import find_mode, maxent_reference
-from sklearn_epi.optimize import _past_patience, update_multipliers
+from sklearn_epi.convergence import patience_ran_out
+from sklearn_epi.optimize import update_c, update_eta
+from sklearn_epi.property import EmergentProperty
 
 SHORT = ALParams(num_iters=100, max_epochs=3, init_iters=50, batch_size=100)
 
@@ -84,7 +85,7 @@ def test_a_converged_epoch_leaves_the_penalty_as_it_is():
     al = ALParams()
     for converged, expected_c in ((True, 1.0), (False, al.beta)):
         trainer = _trainer([1.0, 1.0])
-        update_multipliers(
+        update_c(
             trainer, _record(converged, noise), _record(True, noise), al, np.random.default_rng(1)
         )
         assert trainer.c.numpy() == expected_c
@@ -101,23 +102,25 @@ def test_a_fit_stops_patience_epochs_after_the_epoch_it_keeps():
     al = ALParams(patience=2)
     # Epochs 0-5: converged from epoch 3 on, the entropy falling after it.
     falling = _epochs([5, 9, 8, 7, 6, 5], [False, False, False, True, True, True])
-    assert [_past_patience(falling[: k + 1], al) for k in range(6)] == [False] * 5 + [True]
+    assert [patience_ran_out(falling[: k + 1], al.patience) for k in range(6)] == [False] * 5 + [
+        True
+    ]
     # Rising while eta settles, with a dip (the RNN with N = 10): it goes on.
     rising = _epochs([5, 9, 8, 7, 6.9, 7.5, 7.8], [False, False, False] + [True] * 4)
-    assert not any(_past_patience(rising[: k + 1], al) for k in range(7))
+    assert not any(patience_ran_out(rising[: k + 1], al.patience) for k in range(7))
     # Epochs that fail the test after the kept one count too.
     lapsed = _epochs([5, 7, 8, 9], [False, True, False, False])
-    assert _past_patience(lapsed, al)
+    assert patience_ran_out(lapsed, al.patience)
     # Never converged, or patience None: only max_epochs ends the fit.
-    assert not _past_patience(_epochs([5, 4, 3, 2], [False] * 4), al)
-    assert not _past_patience(falling, ALParams(patience=None))
+    assert not patience_ran_out(_epochs([5, 4, 3, 2], [False] * 4), al.patience)
+    assert not patience_ran_out(falling, None)
 
 
 def test_the_multipliers_move_by_the_penalty_gradient_in_the_targets_units():
     R_batches = np.tile([0.5, 2.0], (10, 1))
     trainer = _trainer([0.5, 2.0])
     record = _record(True, R_batches, c=3.0)
-    update_multipliers(trainer, record, record, ALParams(), np.random.default_rng(0))
+    update_eta(trainer, record)
     # d/dR of (c/2)||R/s||^2 is c R / s^2.
     np.testing.assert_allclose(trainer.eta.numpy(), [3.0 * 0.5 / 0.25, 3.0 * 2.0 / 4.0])
 

@@ -243,8 +243,8 @@ def test_labelled_sigma2_is_matched_to_mu_by_label():
         mu,
         sigma2,
     )
-    np.testing.assert_array_equal(est.sigma2_, [0.01, 0.04])
-    assert est.statistic_names_ == ["x", "y"]
+    np.testing.assert_array_equal(est.property_.sigma2, [0.01, 0.04])
+    assert est.property_.statistic_names == ("x", "y")
 
 
 @pytest.mark.parametrize(

@@ -150,10 +150,10 @@ def test_pairplot_samples_colours_by_values_with_a_colour_bar():
 
 def test_plot_history_has_four_panels_plus_one_per_constraint(est):
     fig, axes = plot_history(est)
-    m = len(est.constraint_names_)
+    m = len(est.property_.constraint_names)
     assert axes.shape == (4 + m,)
     titles = [ax.get_title() for ax in axes]
-    for name in est.constraint_names_:
+    for name in est.property_.constraint_names:
         assert f"R {name}" in titles
     assert axes[2].get_yscale() == "log"  # penalty c
 
@@ -167,7 +167,7 @@ def test_plot_history_draws_one_line_per_seed_and_stars_the_selected_epoch(est):
 
 
 def test_plot_history_accepts_axes_and_rejects_too_few(est):
-    m = len(est.constraint_names_)
+    m = len(est.property_.constraint_names)
     fig, given = plt.subplots(2, 4)
     out_fig, axes = plot_history(est, axes=given)
     assert out_fig is fig and len(axes) == 4 + m
@@ -178,7 +178,7 @@ def test_plot_history_accepts_axes_and_rejects_too_few(est):
 def test_plot_predictive_one_panel_per_statistic_with_target_lines(est):
     fig, axes = plot_predictive(est, n_samples=300)
     assert axes.shape == (len(MU),)
-    assert [ax.get_xlabel() for ax in axes] == est.statistic_names_
+    assert [ax.get_xlabel() for ax in axes] == list(est.property_.statistic_names)
     for ax, mu, s2 in zip(axes, MU, SIGMA2):
         xs = sorted(line.get_xdata()[0] for line in ax.lines if line.get_color() == "k")
         np.testing.assert_allclose(xs, [mu - 2 * np.sqrt(s2), mu, mu + 2 * np.sqrt(s2)])

@@ -23,7 +23,12 @@ def make(**kwargs):
 @pytest.mark.parametrize(
     "kwargs, fit_args, error, match",
     [
-        ({"statistic": "eigs"}, ([0, 0],), TypeError, "statistic must be callable"),
+        (
+            {"statistic": "eigs"},
+            ([0, 0],),
+            TypeError,
+            "'statistic' parameter .* must be a callable",
+        ),
         (
             {"statistic": lambda z: z[:, :1]},
             ([0, 0],),
@@ -50,7 +55,7 @@ def make(**kwargs):
         ({}, ([np.nan, 0],), ValueError, r"mu must be finite; got mu\[0\] = nan"),
         ({}, (["x", 0],), TypeError, "mu must be an array of numbers"),
         ({"bounds": {"a": (1.0, -1.0)}}, ([0],), ValueError, "bounds for 'a' need low < high"),
-        ({"flow": "realnvp"}, ([0, 0],), TypeError, "flow must be a RealNVP or MAF"),
+        ({"flow": "realnvp"}, ([0, 0],), TypeError, r"'flow' parameter .*RealNVP.*MAF"),
         ({"flow": RealNVP(num_stages=0)}, ([0, 0],), ValueError, "flow.num_stages"),
         (
             {"al_params": {"c_0": 1.0}},
@@ -80,10 +85,13 @@ def make(**kwargs):
         ({"al_params": ALParams(c0=0.0)}, ([0, 0],), ValueError, "al_params.c0"),
         ({"al_params": ALParams(patience=0)}, ([0, 0],), ValueError, "al_params.patience"),
         ({"al_params": ALParams(patience=1.5)}, ([0, 0],), TypeError, "al_params.patience"),
-        ({"al_params": 3}, ([0, 0],), TypeError, "al_params must be"),
-        ({"alpha": 1.5}, ([0, 0],), ValueError, r"alpha must be in \(0, 1\)"),
-        ({"n_seeds": 0}, ([0, 0],), ValueError, "n_seeds must be >= 1"),
-        ({"n_test": 1}, ([0, 0],), ValueError, "n_test must be >= 2"),
+        ({"al_params": 3}, ([0, 0],), TypeError, "'al_params' parameter .* must be"),
+        ({"alpha": 1.5}, ([0, 0],), ValueError, r"'alpha' parameter .* range \(0.0, 1.0\)"),
+        ({"n_seeds": 0}, ([0, 0],), ValueError, r"'n_seeds' parameter .* range \[1, inf\)"),
+        ({"n_test": 1}, ([0, 0],), ValueError, r"'n_test' parameter .* range \[2, inf\)"),
+        ({"jit_compile": "auto"}, ([0, 0],), TypeError, "'jit_compile' parameter .*bool"),
+        ({"callbacks": print}, ([0, 0],), TypeError, "'callbacks' parameter .*list"),
+        ({"callbacks": [3]}, ([0, 0],), TypeError, r"callbacks\[0\] = 3"),
         ({"dtype": "float16"}, ([0, 0],), ValueError, "dtype must be"),
         ({"init": {"mean": 5.0}}, ([0, 0],), ValueError, "init"),
         ({"init": {"scale": 1.0}}, ([0, 0],), ValueError, "unknown"),
@@ -164,7 +172,6 @@ def test_init_stores_arguments_unchanged():
 @pytest.mark.parametrize(
     "kwargs, name",
     [
-        ({"n_seeds": 1.5}, "n_seeds"),
         ({"al_params": ALParams(num_iters=1.5)}, "al_params.num_iters"),
         ({"al_params": ALParams(lr="fast")}, "al_params.lr"),
         ({"flow": RealNVP(num_units=2.5)}, "flow.num_units"),
@@ -173,3 +180,9 @@ def test_init_stores_arguments_unchanged():
 def test_a_wrong_type_is_a_type_error_everywhere(kwargs, name):
     with pytest.raises(TypeError, match=rf"{name} must be an? (integer|number)"):
         make(**kwargs).fit([0, 0])
+
+
+def test_a_wrong_scalar_parameter_names_it_before_any_training():
+    # scikit-learn's parameter validation: one exception for wrong types and values.
+    with pytest.raises(TypeError, match=r"'n_seeds' parameter .* int in the range \[1, inf\)"):
+        make(n_seeds=1.5).fit([0, 0])

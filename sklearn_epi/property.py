@@ -1,4 +1,4 @@
-r"""The emergent property as one object: targets, names, T(z), violations, test.
+r"""The emergent property as one object: targets, names, T(z), violations, the test.
 
 EPI constrains the first two moments of a statistic :math:`f(z)` (paper,
 Eq. 14): :math:`\mathbb{E}_q[f] = \mu` and, optionally,
@@ -6,8 +6,9 @@ Eq. 14): :math:`\mathbb{E}_q[f] = \mu` and, optionally,
 statistics :math:`T(z) = [f(z), (f(z) - \mu)^2]` and targets
 :math:`\mu_{opt} = [\mu, \sigma^2]` (Eq. 19), the constraint violation is
 :math:`R = \mathbb{E}_q[T(z)] - \mu_{opt}`. Training, the epoch-end test,
-:meth:`EPIEstimator.score` and the analysis helpers all use this one object,
-so fit and score cannot drift apart.
+:meth:`EPIEstimator.score`, the predictive check, the plots and the command
+line all use this one object (a fitted estimator's ``property_``), so fit
+and score cannot drift apart.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from .convergence import constraint_pvalues, is_converged
 __all__ = ["EmergentProperty", "call_statistic", "statistic_takes_seed"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class EmergentProperty:
-    """Moment constraints on a statistic, built once from ``mu`` and ``sigma2``.
+    r"""An emergent property: moment constraints on a statistic, and the test that they hold.
 
     Parameters
     ----------
@@ -35,11 +36,30 @@ class EmergentProperty:
         Target variances; ``None`` constrains the means only.
     statistic_names : tuple of str
         One name per statistic (``mu``'s labels, or ``f0, f1, ...``).
+    alpha : float, default=0.05
+        Level of the test, Bonferroni-corrected over the ``m`` constraints.
+    n_test : int, default=500
+        Samples per batch estimate of each violation.
+    n_batches : int, default=200
+        Batch estimates per test (the paper's 200).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> prop = EmergentProperty(np.array([0.0]), np.array([1.0]), ("x",), n_test=100)
+    >>> prop.constraint_names
+    ['mean_x', 'var_x']
+    >>> f = np.random.default_rng(0).normal(size=(prop.n_batches * prop.n_test, 1))
+    >>> bool(prop.test(prop.batch_violations(prop.sufficient_statistics(f)))[1])
+    True
     """
 
     mu: np.ndarray
     sigma2: np.ndarray | None
     statistic_names: tuple
+    alpha: float = 0.05
+    n_test: int = 500
+    n_batches: int = 200
 
     @property
     def n_statistics(self) -> int:
@@ -81,28 +101,68 @@ class EmergentProperty:
         spread = np.ones(self.n_statistics) if spread is None else np.asarray(spread, float)
         return np.where(np.isfinite(spread) & (spread > 0), spread, 1.0)
 
-    def sufficient_statistics(self, f):
-        """T(f) = [f, (f - mu)^2] (or f alone), for a TF tensor or a NumPy array (n, m_f)."""
-        if isinstance(f, np.ndarray):
-            return f if self.sigma2 is None else np.hstack([f, (f - self.mu) ** 2])
+    def sufficient_statistics(self, f, mu=None):
+        r"""T = [f, (f - \mu)^2] (paper, Eq. 19), or f alone; NumPy or TensorFlow, shape (n, m).
+
+        ``mu`` replaces the targets' means (the trainer passes its variable,
+        so a new property needs no new graph).
+        """
         if self.sigma2 is None:
             return f
-        return tf.concat([f, tf.square(f - tf.constant(self.mu, f.dtype))], axis=1)
+        mu = self.mu if mu is None else mu
+        if isinstance(f, np.ndarray):
+            return np.hstack([f, (f - mu) ** 2])
+        return tf.concat([f, tf.square(f - tf.cast(mu, f.dtype))], axis=1)
 
-    def batch_violations(self, T: np.ndarray, n_batches: int) -> np.ndarray:
-        """Violation estimates of ``n_batches`` equal batches of rows of T, shape (B, m)."""
+    def batch_violations(self, T: np.ndarray) -> np.ndarray:
+        """Violation estimates of ``n_batches`` equal batches of rows of T, shape (n_batches, m)."""
         T = np.asarray(T, dtype=float)
-        return T.reshape(n_batches, -1, T.shape[1]).mean(axis=1) - self.targets
+        return T.reshape(self.n_batches, -1, T.shape[1]).mean(axis=1) - self.targets
 
-    def test(self, R_batches: np.ndarray, alpha: float) -> tuple[np.ndarray, bool]:
+    def test(self, R_batches: np.ndarray) -> tuple[np.ndarray, bool]:
         """The paper's convergence test: p-values and whether all pass at ``alpha / m``."""
         pvalues = constraint_pvalues(R_batches)
-        return pvalues, is_converged(pvalues, alpha)
+        return pvalues, is_converged(pvalues, self.alpha)
 
     def evaluate(self, statistic, z, seed) -> np.ndarray:
         """The statistic at the rows of ``z`` as a float NumPy array of shape (n, m_f)."""
         f = np.asarray(call_statistic(statistic, z, seed), dtype=float)
         return f.reshape(len(f), self.n_statistics)
+
+    def holds(self, statistic, z, seed) -> bool:
+        """Whether samples ``z`` (``n_batches * n_test`` rows) pass the test.
+
+        The pipeline of the epoch-end test and of :meth:`EPIEstimator.score`:
+        statistic, sufficient statistics, batch violations, test; a
+        non-finite violation fails.
+        """
+        R = self.batch_violations(self.sufficient_statistics(self.evaluate(statistic, z, seed)))
+        return bool(np.all(np.isfinite(R)) and self.test(R)[1])
+
+    def diagnose(self, pvalues, statistic_range=None) -> str:
+        """Which constraints fail the test, and whether each is out of reach or out of budget.
+
+        A mean target outside ``statistic_range`` (rows: the lowest and the
+        highest value the statistic took on every test sample) is reported
+        as unreachable: no distribution over the bounds can have it, so more
+        iterations will not help.
+        """
+        low, high = (None, None) if statistic_range is None else statistic_range
+        level = self.alpha / len(pvalues)
+        parts = []
+        for i, (name, p) in enumerate(zip(self.constraint_names, pvalues)):
+            if p > level:
+                continue
+            k = i % self.n_statistics
+            if i < self.n_statistics and low is not None and not low[k] <= self.mu[k] <= high[k]:
+                why = (
+                    f"unreachable: the statistic took values in [{low[k]:.4g}, {high[k]:.4g}] "
+                    f"only, target {self.mu[k]:.4g}; check the bounds and the statistic"
+                )
+            else:
+                why = "not reached within the budget"
+            parts.append(f"{name} (p = {p:.3g}): {why}")
+        return f"constraints that fail the test at alpha/m = {level:.3g}: {'; '.join(parts)}"
 
 
 def call_statistic(statistic, z, seed):
