@@ -125,16 +125,24 @@ class ProgressReport(EpochCallback):
     violation; it ends at 100 % also when the seed stops early. Until the
     first steps have run it says that the seed is initialising and
     compiling, and its rate and time left leave that time out.
+
+    Parameters
+    ----------
+    constraint_names : list of str
+    live : bool, default=None
+        Draw a live bar (a terminal or a notebook) or write lines (a log
+        file); ``None`` tells from the process's stderr.
     """
 
-    def __init__(self, constraint_names):
+    def __init__(self, constraint_names, live=None):
         self.names = constraint_names
+        self.live = _live_display() if live is None else live
         self.bar = None
 
     def on_seed_start(self, seed_index, total_iterations):
         self.seed_index, self.total, self.start = seed_index, total_iterations, time.perf_counter()
         self.started = False
-        if _live_display():
+        if self.live:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(
