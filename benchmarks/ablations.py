@@ -5,8 +5,7 @@ here that switches it off, everything else equal:
 
 * XLA: ``Trainer(..., jit_compile=False)`` against ``True``.
 * Fused sample-and-log-prob: a flow whose ``sample_and_log_prob`` samples and
-  then evaluates ``log_prob`` on the samples (the inverse pass; ``tf.identity``
-  keeps TFP's bijector cache from short-cutting it).
+  then evaluates ``log_prob`` on the samples (the inverse pass).
 * One-pass unbiased penalty gradient: the same loss differentiated in two
   backward passes (entropy + Lagrange term, then the penalty) and summed.
 * Batched convergence test: ``test_epoch`` drawing its ``200 x N_test`` test
@@ -49,7 +48,7 @@ class _SampleThenInvert(tf.Module):
         self.flow, self.dtype, self.dim = flow, flow.dtype, flow.dim
 
     def sample_and_log_prob(self, n, seed):
-        z = self.flow.distribution.sample(n, seed=seed)
+        z = self.flow.sample(n, seed=seed)
         return z, self.flow.log_prob(tf.identity(z))
 
     def stratified_sample_and_log_prob(self, n, seed, split=None, train_weights=True):

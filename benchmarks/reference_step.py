@@ -104,26 +104,6 @@ class ReferenceStep(tf.Module):
         return H_sum / tf.cast(num_steps, H_sum.dtype)
 
 
-class ReferenceStepTFPFlow(ReferenceStep):
-    """The reference step drawing ``z, log q`` from the package's TFP flow instead.
-
-    Diagnostic: the gap between this and :class:`ReferenceStep` is the cost of
-    the TFP bijector chain (``experimental_sample_and_log_prob``) alone.
-    """
-
-    def __init__(self, flow, *args, **kwargs):
-        super().__init__(flow, *args, **kwargs)
-        self.flow = flow
-        self.params = list(flow.trainable_variables)
-        self.m = [tf.Variable(tf.zeros_like(v)) for v in self.params]
-        self.v = [tf.Variable(tf.zeros_like(v)) for v in self.params]
-
-    def sample_and_log_prob(self, x):
-        # TFP's own path, which runs each coupling network twice (the package's
-        # FlowDistribution.sample_and_log_prob avoids that).
-        return self.flow.distribution.experimental_sample_and_log_prob(self.batch, seed=self.seed)
-
-
 def max_density_mismatch(flow, reference, n=256, seed=0) -> float:
     """Largest |log q| difference between the package's flow and the reference chain.
 

@@ -22,7 +22,7 @@ import tensorflow as tf
 from sklearn_epi._train import Trainer
 
 from . import problems
-from .reference_step import ReferenceStep, ReferenceStepTFPFlow, max_density_mismatch
+from .reference_step import ReferenceStep, max_density_mismatch
 
 CHUNK = 50  # iterations per call, the default log_rate of fit
 
@@ -101,11 +101,6 @@ def run(quick=False):
         ref_train, ref = reference_step(problem, flow, spec)
         mismatch = max_density_mismatch(flow, ref)
         steps = {"ours": ours, "reference": ref_train, "two_modes": package_step(default)[0]}
-        if not quick:  # diagnosis of the gap, see the README
-            tfp_flow = spec.flow.build(spec.support, seed=0)
-            steps["reference_tfp"] = reference_step(problem, tfp_flow, spec, ReferenceStepTFPFlow)[
-                0
-            ]
         rates = steady_rates(steps, iters, repeats)
         rows.append(
             {
@@ -121,28 +116,6 @@ def run(quick=False):
                 "notes": f"vs hand-written XLA step; max |log q diff| {mismatch:.1e}",
             }
         )
-        if not quick:
-            rows += [
-                {
-                    "section": "throughput",
-                    "benchmark": f"  diagnosis, {problem.name}: {label}",
-                    "value": rates[key],
-                    "baseline": rates[base],
-                    "unit": "it/s",
-                    "ratio": rates[key] / rates[base],
-                    "goal": "",
-                    "met": None,
-                    "notes": note,
-                }
-                for key, base, label, note in [
-                    (
-                        "reference_tfp",
-                        "reference",
-                        "reference step, TFP flow",
-                        "vs hand chain: cost of TFP's chain (conditioner run twice)",
-                    ),
-                ]
-            ]
         rows.append(
             {
                 "section": "throughput",

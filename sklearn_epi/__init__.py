@@ -17,6 +17,7 @@ from ._al_params import ALParams  # noqa: E402
 from ._reporting import EpochCallback  # noqa: E402
 from .estimator import EPIEstimator  # noqa: E402
 from .flows import MAF, RealNVP  # noqa: E402
+from .property import EmergentProperty  # noqa: E402
 from .run_store import RunStore, load, load_run, runs  # noqa: E402
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "RealNVP",
     "MAF",
     "ALParams",
+    "EmergentProperty",
     "EpochCallback",
     "load",
     "RunStore",

@@ -3,9 +3,13 @@
 A flow object (:class:`RealNVP`, :class:`MAF`) only stores hyperparameters,
 so it can be cloned, pickled and searched over with ``GridSearchCV`` through
 the estimator's ``flow__*`` parameters. :meth:`build` turns it into a
-:class:`FlowDistribution`: a ``tf.Module`` with the TFP bijector chain
+:class:`FlowDistribution`: a ``tf.Module`` with the chain of stages
 
     base -> stage 1 -> permute -> stage 2 -> ... -> post-affine -> support
+
+Each stage is written once, in ``_bijectors.py``, with a fused forward pass
+(the sample and its log-determinant together) and an inverse pass; sampling
+and density evaluation both run through the same objects.
 
 The base is a mixture of ``base_modes`` unit Gaussians, well apart, with
 trainable weights and means (``base_modes=1``: the standard normal). A
@@ -24,13 +28,11 @@ from numbers import Integral, Real
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_probability as tfp
 from sklearn.base import BaseEstimator
 
+from . import _bijectors as bij
+from ._conditioners import MADE, MLP
 from .support import Support
-
-tfb = tfp.bijectors
-tfd = tfp.distributions
 
 __all__ = ["RealNVP", "MAF", "FlowDistribution"]
 
@@ -79,7 +81,7 @@ class _FlowSpec(BaseEstimator):
                 raise ValueError(f"flow.{field} must be an integer >= 1; got {value!r}")
         if self.elementwise not in ("affine", "spline"):
             raise ValueError(
-                "flow.elementwise must be 'affine' or 'spline'; got " f"{self.elementwise!r}"
+                f"flow.elementwise must be 'affine' or 'spline'; got {self.elementwise!r}"
             )
         if self.elementwise == "spline" and self.num_bins < 2:
             raise ValueError(f"flow.num_bins must be >= 2 for splines; got {self.num_bins}")
@@ -181,38 +183,17 @@ class RealNVP(_FlowSpec):
 
     def _stage(self, dim, rng, dtype, index):
         num_masked = dim // 2
-        transformed = dim - num_masked
-        per_dim = _params_per_dim(self)
-        conditioner = _MLP(
+        elementwise, per_dim = _elementwise_from(self)
+        conditioner = MLP(
             num_masked,
-            transformed * per_dim,
+            (dim - num_masked) * per_dim,
             self.num_layers,
             self.num_units,
             rng,
             dtype,
             name=f"coupling_{index}",
         )
-        elementwise = _elementwise_from(self, per_dim)
-
-        def coupled(x0, output_units):
-            shape = tf.concat([tf.shape(x0)[:-1], [output_units, per_dim]], 0)
-            return elementwise(tf.reshape(conditioner(x0), shape))
-
-        def forward(x):
-            # One conditioner call for both the sample and its log-Jacobian;
-            # TFP's RealNVP evaluates the network once for each.
-            x0, x1 = x[..., :num_masked], x[..., num_masked:]
-            bij = coupled(x0, transformed)
-            y1 = bij.forward(x1)
-            ldj = tf.reduce_sum(bij.forward_log_det_jacobian(x1, event_ndims=0), axis=-1)
-            return tf.concat([x0, y1], axis=-1), ldj
-
-        bijector = tfb.RealNVP(
-            num_masked=num_masked,
-            bijector_fn=lambda x, output_units, **_: coupled(x, output_units),
-            name=f"real_nvp_{index}",
-        )
-        return bijector, conditioner, forward
+        return bij.Coupling(conditioner, elementwise, num_masked, per_dim, name=f"real_nvp_{index}")
 
 
 class MAF(_FlowSpec):
@@ -244,58 +225,20 @@ class MAF(_FlowSpec):
     """
 
     def _stage(self, dim, rng, dtype, index):
-        per_dim = _params_per_dim(self)
-        made = _MADE(
-            dim, per_dim, self.num_layers, self.num_units, rng, dtype, name=f"made_{index}"
-        )
-        elementwise = _elementwise_from(self, per_dim)
-        bijector = tfb.MaskedAutoregressiveFlow(
-            bijector_fn=lambda x, **_: elementwise(made(x)), name=f"maf_{index}"
-        )
-        # Sampling a MAF takes D sequential passes whatever we do: no fused form.
-        return bijector, made, _bijector_step(bijector)
+        elementwise, per_dim = _elementwise_from(self)
+        made = MADE(dim, per_dim, self.num_layers, self.num_units, rng, dtype, name=f"made_{index}")
+        return bij.Autoregressive(made, elementwise, name=f"maf_{index}")
 
 
-def _bijector_step(bijector):
-    """``x -> (y, log|dy/dx|)`` of a TFP bijector on vectors."""
-    return lambda x: (bijector.forward(x), bijector.forward_log_det_jacobian(x, event_ndims=1))
-
-
-def _params_per_dim(spec) -> int:
-    return 2 if spec.elementwise == "affine" else 3 * spec.num_bins - 1
-
-
-def _elementwise_from(spec, per_dim):
-    """Map conditioner outputs (..., d, per_dim) to an elementwise bijector."""
+def _elementwise_from(spec):
+    """Conditioner outputs -> elementwise transform, and the outputs per coordinate."""
     if spec.elementwise == "affine":
-
-        def affine(params):
-            shift, raw_scale = params[..., 0], params[..., 1]
-            # tanh soft-clips the log-scale of one stage to +-5 so that a bad
-            # step cannot blow a stage up to inf; stacked stages still reach
-            # any scale the problem needs.
-            log_scale = 5.0 * tf.tanh(raw_scale / 5.0)
-            return tfb.Shift(shift)(tfb.Scale(log_scale=log_scale))
-
-        return affine
-
+        return bij.Affine.from_params, bij.Affine.params_per_dim
     bins, bound = spec.num_bins, float(spec.spline_range)
-
-    def spline(params):
-        dtype = params.dtype
-        widths = tf.math.softmax(params[..., :bins], axis=-1)
-        heights = tf.math.softmax(params[..., bins : 2 * bins], axis=-1)
-        min_bin = tf.constant(1e-3, dtype)
-        scale = tf.constant(2 * bound, dtype) - bins * min_bin
-        slopes = tf.math.softplus(params[..., 2 * bins :]) + tf.constant(1e-3, dtype)
-        return tfb.RationalQuadraticSpline(
-            bin_widths=widths * scale + min_bin,
-            bin_heights=heights * scale + min_bin,
-            knot_slopes=slopes,
-            range_min=-bound,
-        )
-
-    return spline
+    return (
+        lambda params: bij.RationalQuadraticSpline.from_params(params, bins, bound),
+        bij.RationalQuadraticSpline.params_per_dim(bins),
+    )
 
 
 def _mode_means(modes, dim):
@@ -311,93 +254,21 @@ def _mode_means(modes, dim):
     return 3.0 * directions / np.linalg.norm(directions, axis=1, keepdims=True)
 
 
-def _glorot(rng, fan_in, fan_out, dtype):
-    limit = np.sqrt(6.0 / max(fan_in + fan_out, 1))
-    return tf.Variable(rng.uniform(-limit, limit, size=(fan_in, fan_out)), dtype=dtype)
-
-
-class _MLP(tf.Module):
-    """tanh MLP whose last layer starts at zero, so each stage starts as identity."""
-
-    def __init__(self, n_in, n_out, num_layers, num_units, rng, dtype, name):
-        super().__init__(name=name)
-        sizes = [n_in] + [num_units] * num_layers
-        self.weights = [_glorot(rng, a, b, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
-        self.biases = [tf.Variable(tf.zeros([b], dtype)) for b in sizes[1:]]
-        self.out_weight = tf.Variable(tf.zeros([sizes[-1], n_out], dtype))
-        self.out_bias = tf.Variable(tf.zeros([n_out], dtype))
-
-    def __call__(self, x):
-        h = x
-        for layer, (w, b) in enumerate(zip(self.weights, self.biases)):
-            if layer == 0 and w.shape[0] == 0:
-                # D = 1 couplings condition on nothing; oneDNN aborts on a
-                # matmul with an empty inner dimension, so skip it.
-                h = tf.tanh(tf.broadcast_to(b, tf.stack([tf.shape(x)[0], tf.shape(b)[0]])))
-            else:
-                h = tf.tanh(tf.matmul(h, w) + b)
-        return tf.matmul(h, self.out_weight) + self.out_bias
-
-
-class _MADE(tf.Module):
-    """Masked autoencoder (Germain et al., 2015): output i sees inputs < i."""
-
-    def __init__(self, dim, per_dim, num_layers, num_units, rng, dtype, name):
-        super().__init__(name=name)
-        self.dim, self.per_dim = dim, per_dim
-        in_deg = np.arange(1, dim + 1)
-        hidden_deg = (np.arange(num_units) % max(dim - 1, 1)) + 1
-        degrees = [in_deg] + [hidden_deg] * num_layers
-        self.masks = [
-            tf.constant((d_out[None, :] >= d_in[:, None]).astype(np.float64), dtype)
-            for d_in, d_out in zip(degrees[:-1], degrees[1:])
-        ]
-        out_deg = np.repeat(in_deg, per_dim)
-        self.out_mask = tf.constant(
-            (out_deg[None, :] > degrees[-1][:, None]).astype(np.float64), dtype
-        )
-        sizes = [dim] + [num_units] * num_layers
-        self.weights = [_glorot(rng, a, b, dtype) for a, b in zip(sizes[:-1], sizes[1:])]
-        self.biases = [tf.Variable(tf.zeros([b], dtype)) for b in sizes[1:]]
-        self.out_weight = tf.Variable(tf.zeros([sizes[-1], dim * per_dim], dtype))
-        self.out_bias = tf.Variable(tf.zeros([dim * per_dim], dtype))
-
-    def __call__(self, x):
-        h = x
-        for w, b, m in zip(self.weights, self.biases, self.masks):
-            h = tf.tanh(tf.matmul(h, w * m) + b)
-        out = tf.matmul(h, self.out_weight * self.out_mask) + self.out_bias
-        return tf.reshape(out, tf.concat([tf.shape(x)[:-1], [self.dim, self.per_dim]], 0))
-
-
-def _mixing_permutation(dim, rng):
-    """A random order whose conditioning half differs from the current one's.
-
-    Reversing the coordinates between coupling stages, with ``dim // 2`` of
-    them conditioning, splits them into the same two halves at every stage
-    (for even ``dim``): no stage then conditions a coordinate on another of
-    its own half. A random order redraws the split; a draw that gives the same
-    halves again is redrawn. Needs ``dim >= 3``: two coordinates have one split.
-    """
-    half = dim // 2
-    same = set(range(half)), set(range(dim - half, dim))
-    while True:
-        order = rng.permutation(dim)
-        if set(order[:half]) not in same:
-            return order
-
-
 class FlowDistribution(tf.Module):
-    """A built flow: variables, bijector chain and the distribution q(z).
+    r"""A built flow: its variables, its stages and the distribution q(z).
 
     Not constructed directly: use ``RealNVP(...).build(support, seed)``.
+    :math:`z = f(x)`, :math:`x \sim p_0`, with
+    :math:`\log q(z) = \log p_0(x) - \log|\det J_f(x)|`: sampling runs the
+    stages' fused forward passes, densities of given points their inverse
+    passes, both through the same :attr:`bijector`.
 
     Attributes
     ----------
-    bijector : tfp.bijectors.Bijector
-        Chain from the standard normal base to the support.
-    distribution : tfp.distributions.TransformedDistribution
-        q(z) as a TFP distribution.
+    bijector : Chain
+        The stages, from the base to the support, in the order applied.
+    conditioners : list of tf.Module
+        The network of each coupling / autoregressive stage, in order.
     """
 
     def __init__(self, spec: _FlowSpec, support: Support, seed: int, dtype=tf.float32):
@@ -411,49 +282,61 @@ class FlowDistribution(tf.Module):
         self.dtype = tf.as_dtype(dtype)
         self.dim = dim
         stages, self.conditioners = [], []
-        # (bijector, x -> (y, log|dy/dx|)) in the order they are applied.
-        steps = []
         for index in range(spec.num_stages):
             if index > 0 and dim > 1:
                 if spec.permutation == "random" and dim >= 3:
-                    order = _mixing_permutation(dim, permutations)
+                    order = bij.mixing_order(dim, permutations)
                 else:
                     order = np.arange(dim)[::-1].copy()
-                stages.append(tfb.Permute(order, name=f"permute_{index}"))
-                steps.append(lambda x, p=order: (tf.gather(x, p, axis=-1), 0.0))
-            stage, conditioner, step = spec._stage(dim, rng, self.dtype, index)
-            stages.append(stage)
-            steps.append(step)
-            self.conditioners.append(conditioner)
-        if spec.post_affine:
+                stages.append(bij.Permute(order, name=f"permute_{index}"))
+            stages.append(spec._stage(dim, rng, self.dtype, index))
+            self.conditioners.append(stages[-1].conditioner)
+        self.post_affine = bool(spec.post_affine)
+        if self.post_affine:
             self.shift = tf.Variable(tf.zeros([dim], self.dtype), name="post_shift")
             self.log_scale = tf.Variable(tf.zeros([dim], self.dtype), name="post_log_scale")
-            stages.append(tfb.Shift(self.shift)(tfb.Scale(log_scale=self.log_scale)))
-            steps.append(
-                lambda x: (
-                    x * tf.exp(self.log_scale) + self.shift,
-                    tf.reduce_sum(self.log_scale),
-                )
+            stages.append(
+                bij.Elementwise(bij.Affine(self.shift, self.log_scale), name="post_affine")
             )
-        stages.append(support.bijector(self.dtype))
-        steps.append(_bijector_step(stages[-1]))
-        self._steps = steps
-        self.bijector = tfb.Chain(stages[::-1], name="flow")
+        stages.append(bij.FromTFP(support.bijector(self.dtype), name="support"))
+        self.bijector = bij.Chain(stages, name="flow")
         self.modes = spec.base_modes
-        if self.modes == 1:
-            self.base = tfd.MultivariateNormalDiag(loc=tf.zeros([dim], self.dtype))
-        else:
+        if self.modes > 1:
             # Like the permutations, the starting means depend on the
             # dimension only; they are variables, saved with the weights.
             self.base_logits = tf.Variable(tf.zeros([self.modes], self.dtype), name="base_logits")
             self.base_locs = tf.Variable(
                 _mode_means(self.modes, dim).astype(self.dtype.as_numpy_dtype), name="base_locs"
             )
-            self.base = tfd.MixtureSameFamily(
-                tfd.Categorical(logits=self.base_logits),
-                tfd.MultivariateNormalDiag(loc=self.base_locs),
-            )
-        self.distribution = tfd.TransformedDistribution(self.base, self.bijector)
+
+    @property
+    def trainable_variables(self) -> tuple:
+        """The weights in the order saved fits hold them (``tf.Module``'s order when
+        first saved), written out so that renaming an attribute cannot reorder them.
+        """
+        own = [self.base_locs, self.base_logits] if self.modes > 1 else []
+        own += [self.log_scale, self.shift] if self.post_affine else []
+        return tuple(own) + sum((c.trainable_variables for c in self.conditioners), ())
+
+    def _base_log_prob(self, x, logits=None):
+        r"""The base density, :math:`\log \sum_k p_k N(x; m_k, I)`, for every path.
+
+        ``logits`` (log :math:`p_k` up to a constant; default the flow's) may
+        be held out of the gradient by the caller. With one mode, the
+        standard normal: :math:`k = 1`, :math:`m_1 = 0`.
+        """
+        if self.modes == 1:
+            logits, locs = tf.zeros([1], self.dtype), tf.zeros([1, self.dim], self.dtype)
+        else:
+            logits, locs = self.base_logits if logits is None else logits, self.base_locs
+        square = tf.reduce_sum(tf.square(x[..., None, :] - locs), axis=-1)
+        log_base = tf.reduce_logsumexp(tf.nn.log_softmax(logits) - 0.5 * square, axis=-1)
+        return log_base - 0.5 * self.dim * np.log(2 * np.pi)
+
+    def _push(self, x, logits=None):
+        """Base draws ``x`` to ``(z, log q(z))``: one fused forward pass of the stages."""
+        z, log_det = self.bijector.forward_and_log_det(x)
+        return z, self._base_log_prob(x, logits) - log_det
 
     def sample_and_log_prob(self, n, seed):
         r"""Draw ``n`` samples and their log densities in one forward pass.
@@ -477,13 +360,19 @@ class FlowDistribution(tf.Module):
         log_q : tf.Tensor of shape (n,)
         """
         if self.modes == 1:
-            x = tf.random.stateless_normal([n, self.dim], seed=seed, dtype=self.dtype)
-            return self._push(x, self.base.log_prob(x))
+            return self._push(
+                tf.random.stateless_normal([n, self.dim], seed=seed, dtype=self.dtype)
+            )
         pick, noise = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
         mode = tf.random.stateless_categorical(self.base_logits[None], n, seed=pick)[0]
         x = tf.random.stateless_normal([n, self.dim], seed=noise, dtype=self.dtype)
-        x = x + tf.gather(self.base_locs, mode)
-        return self._push(x, self._mixture_log_prob(x, self.base_logits))
+        return self._push(x + tf.gather(self.base_locs, mode))
+
+    def sample(self, n, seed) -> tf.Tensor:
+        """``n`` draws of z; ``seed`` a stateless seed of shape (2,) or an int."""
+        if isinstance(seed, Integral):
+            seed = tf.constant([0, seed], tf.int64)
+        return self.sample_and_log_prob(n, seed)[0]
 
     def stratified_sample_and_log_prob(self, n, seed, split=None, train_weights=True):
         r"""``n`` samples in equal shares from each base mode, with weights.
@@ -513,8 +402,7 @@ class FlowDistribution(tf.Module):
         """
         x = tf.random.stateless_normal([n, self.dim], seed=seed, dtype=self.dtype)
         if self.modes == 1:
-            z, log_q = self._push(x, self.base.log_prob(x))
-            return z, log_q, tf.ones([n], self.dtype)
+            return (*self._push(x), tf.ones([n], self.dtype))
         modes, shares = [], []
         for size in [n] if split is None else [split, n - split]:
             block = np.arange(size) % self.modes
@@ -522,32 +410,14 @@ class FlowDistribution(tf.Module):
             shares.append(size / np.bincount(block, minlength=self.modes)[block])
         mode, share = np.concatenate(modes), np.concatenate(shares)
         logits = self.base_logits if train_weights else tf.stop_gradient(self.base_logits)
-        x = x + tf.gather(self.base_locs, mode)
         w = tf.gather(tf.nn.softmax(logits), mode) * tf.constant(share, self.dtype)
-        z, log_q = self._push(x, self._mixture_log_prob(x, logits))
+        z, log_q = self._push(x + tf.gather(self.base_locs, mode), logits)
         return z, log_q, w
 
-    def _mixture_log_prob(self, x, logits):
-        """The base's log density, log sum_k p_k N(x; m_k, I), with ``logits`` for log p_k.
-
-        Written out rather than TFP's ``MixtureSameFamily.log_prob`` so that
-        training can hold the logits out of the gradient; the same
-        arithmetic serves both sampling paths.
-        """
-        square = tf.reduce_sum(tf.square(x[:, None, :] - self.base_locs), axis=-1)
-        log_base = tf.reduce_logsumexp(tf.nn.log_softmax(logits) - 0.5 * square, axis=-1)
-        return log_base - 0.5 * self.dim * np.log(2 * np.pi)
-
-    def _push(self, x, log_q):
-        """Carry base points ``x`` and their base log density through the stages."""
-        for step in self._steps:
-            x, log_det = step(x)
-            log_q = log_q - log_det
-        return x, log_q
-
     def log_prob(self, z):
-        """Log density of points ``z`` (inside the support)."""
-        return self.distribution.log_prob(z)
+        """Log density of points ``z`` (inside the support): one inverse pass."""
+        x, log_det = self.bijector.inverse_and_log_det(z)
+        return self._base_log_prob(x) + log_det
 
     def get_weights(self) -> list:
         """The trainable variables' values, as NumPy arrays, in a fixed order."""

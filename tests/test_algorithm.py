@@ -7,6 +7,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import identity
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_epi import ALParams, EPIEstimator, EpochCallback, RealNVP, _train
@@ -16,10 +17,6 @@ from sklearn_epi.property import EmergentProperty
 from sklearn_epi.support import parse_bounds
 
 QUICK = ALParams(c0=1.0, beta=4.0, num_iters=100, max_epochs=4, init_iters=50, batch_size=100)
-
-
-def identity(z):
-    return z
 
 
 def fit_quietly(est, *args):
@@ -172,7 +169,7 @@ def test_init_samples_start_the_flow_on_every_cluster_of_the_points():
     )
     flow = RealNVP().build(support, seed=0)
     flow.set_weights(weights)
-    sample = flow.distribution.sample(4000, seed=1).numpy()
+    sample = flow.sample(4000, seed=1).numpy()
     upper = sample[:, 0] > 0
     assert 0.4 < upper.mean() < 0.6
     np.testing.assert_allclose(sample[upper].mean(0), [0.5, 0.5], atol=0.1)

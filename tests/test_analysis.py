@@ -8,6 +8,7 @@ of log q is -diag(1 / sigma2).
 
 import numpy as np
 import pytest
+from conftest import identity
 
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi.analysis import find_mode, predictive, sensitivity
@@ -18,10 +19,6 @@ SD = np.sqrt(SIGMA2)
 # y has a lower bound far out in the tail (8 sd): it leaves the Gaussian
 # answer intact but gives find_mode a bound it must not cross.
 BOUNDS = {"x": (-np.inf, np.inf), "y": (-10.0, np.inf)}
-
-
-def identity(z):
-    return z
 
 
 @pytest.fixture(scope="module")

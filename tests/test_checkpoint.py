@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shifted
 
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi._checkpoint import load_seed, save_seed
@@ -105,10 +106,6 @@ def test_a_killed_fit_resumes_and_ends_as_an_uninterrupted_one(tmp_path, plain, 
     assert resumed["entropy"] == plain["entropy"]
     columns = ["converged", "entropy", "epoch", "n_iter", "failed"]
     pd.testing.assert_frame_equal(resumed["seeds"][columns], plain["seeds"][columns])
-
-
-def shifted(z):
-    return z + 1.0
 
 
 def quick(directory, **params):

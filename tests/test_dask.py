@@ -4,6 +4,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import identity
 from joblib import parallel_config
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
@@ -14,10 +15,6 @@ from sklearn_epi.model_selection import property_cv
 distributed = pytest.importorskip("distributed")
 
 MU, SIGMA2 = np.array([0.5, 0.0]), np.array([1.0, 0.25])
-
-
-def identity(z):
-    return z
 
 
 def make(**kwargs):
@@ -36,9 +33,13 @@ def test_seeds_and_grid_search_run_on_a_local_dask_cluster():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         local = make(n_seeds=2).fit(MU, SIGMA2)
-        with distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-        ) as cluster, distributed.Client(cluster), parallel_config(backend="dask"):
+        with (
+            distributed.LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cluster,
+            distributed.Client(cluster),
+            parallel_config(backend="dask"),
+        ):
             remote = make(n_seeds=2, n_jobs=2).fit(MU, SIGMA2)
             grid = GridSearchCV(
                 make(), {"flow__num_units": [4, 8]}, cv=property_cv(MU), n_jobs=2

@@ -11,34 +11,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from conftest import TINY_AL, TINY_MU, TINY_SIGMA2, identity
 from sklearn.exceptions import ConvergenceWarning
 
-from sklearn_epi import ALParams, EPIEstimator, RealNVP
+from sklearn_epi import ALParams, EPIEstimator
 from sklearn_epi.optimize import SeedSpec, fit_seed
 from sklearn_epi.property import EmergentProperty
 from sklearn_epi.support import parse_bounds
 
-MU = np.array([1.0, -2.0])
-SIGMA2 = np.array([0.5, 2.0])
-GAUSS_AL = ALParams(c0=1.0, beta=4.0, num_iters=300, max_epochs=8, init_iters=200, batch_size=500)
+MU, SIGMA2 = TINY_MU.to_numpy(), TINY_SIGMA2
 
 
-def identity(z):
-    return z
-
-
-@pytest.fixture(scope="module")
-def gaussian_fit():
-    est = EPIEstimator(
-        identity,
-        {"x": (-np.inf, np.inf), "y": (-np.inf, np.inf)},
-        al_params=GAUSS_AL,
-        # A short budget: one base mode, since the default two need the
-        # default budget to merge into a one-lobed answer (test_maxent).
-        flow=RealNVP(base_modes=1),
-        random_state=0,
-    )
-    return est.fit(pd.Series(MU, index=["x", "y"]), SIGMA2)
+@pytest.fixture
+def gaussian_fit(tiny_fit):
+    """The canonical tiny problem (conftest): the Gaussian N(MU, diag(SIGMA2))."""
+    return tiny_fit
 
 
 def test_fit_converges_to_the_analytic_max_entropy(gaussian_fit):
@@ -90,11 +77,11 @@ def test_fitted_attributes_describe_the_fit(gaussian_fit):
     assert list(est.seeds_.columns[:4]) == ["seed", "random_seed", "converged", "entropy"]
     test_rows = est.history_[est.history_["phase"] == "test"]
     # The fit ran until `patience` epochs after the epoch it kept (or max_epochs).
-    last = min(8, est.epoch_ + GAUSS_AL.patience)
+    last = min(8, est.epoch_ + TINY_AL.patience)
     assert list(test_rows["epoch"]) == list(range(last + 1))
     assert est.n_iter_ == last * 300
     train_rows = est.history_[est.history_["phase"] == "train"]
-    assert len(train_rows) == last * 300 // GAUSS_AL.log_rate
+    assert len(train_rows) == last * 300 // TINY_AL.log_rate
     for column in ["H", "cost", "c", "R_mean_x", "p_var_y", "eta_var_y", "converged"]:
         assert column in est.history_.columns
     chosen = test_rows[test_rows["epoch"] == est.epoch_].iloc[0]

@@ -1,4 +1,4 @@
-"""Flow densities: normalisation, agreement of the fused and inverse paths."""
+"""Flow densities: normalisation, each stage's passes, the fused and inverse paths."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,14 @@ import tensorflow_probability as tfp
 from sklearn.base import clone
 
 from sklearn_epi import MAF, RealNVP
+from sklearn_epi._bijectors import (
+    Autoregressive,
+    Coupling,
+    Elementwise,
+    FromTFP,
+    Permute,
+    RationalQuadraticSpline,
+)
 from sklearn_epi.support import parse_bounds
 
 SPECS = [
@@ -68,29 +76,36 @@ def test_density_integrates_to_one_on_a_half_line():
     assert np.trapezoid(np.exp(log_q) * dz_dx, x) == pytest.approx(1.0, abs=1e-3)
 
 
+def _fresh(t):
+    """A copy of ``t`` unknown to TFP's bijector cache, so inverses are computed."""
+    return tf.constant(t.numpy())
+
+
+def _standard_normal_log_prob(x):
+    return -0.5 * np.sum(x**2, axis=-1) - 0.5 * x.shape[-1] * np.log(2 * np.pi)
+
+
 @pytest.mark.parametrize("spec", SPECS, ids=repr)
-def test_fused_sample_log_prob_matches_transformed_distribution(spec):
+def test_fused_sample_log_prob_matches_the_inverse_pass(spec):
     bounds = [[-2.0, 3.0], [0.0, np.inf], [-np.inf, np.inf]]
     flow = _perturbed(spec, bounds)
     z, log_q = flow.sample_and_log_prob(64, seed=tf.constant([3, 4]))
-    tfd = tfp.distributions
-    base = tfd.MixtureSameFamily(
-        tfd.Categorical(logits=flow.base_logits), tfd.MultivariateNormalDiag(loc=flow.base_locs)
+    np.testing.assert_allclose(
+        log_q.numpy(), flow.log_prob(_fresh(z)).numpy(), rtol=1e-6, atol=1e-6
     )
-    reference = tfd.TransformedDistribution(base, flow.bijector)
-    np.testing.assert_allclose(log_q.numpy(), reference.log_prob(z).numpy(), rtol=1e-6, atol=1e-6)
     z, log_q, _ = flow.stratified_sample_and_log_prob(64, seed=tf.constant([3, 4]), split=30)
-    np.testing.assert_allclose(log_q.numpy(), reference.log_prob(z).numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        log_q.numpy(), flow.log_prob(_fresh(z)).numpy(), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_one_base_mode_is_the_standard_normal():
     flow = _perturbed(RealNVP(num_units=8, base_modes=1), [[-1.0, 1.0], [0.0, np.inf]])
     assert not hasattr(flow, "base_logits")
     z, log_q = flow.sample_and_log_prob(32, seed=tf.constant([3, 4]))
-    reference = tfp.distributions.TransformedDistribution(
-        tfp.distributions.MultivariateNormalDiag(loc=tf.zeros(2, tf.float64)), flow.bijector
-    )
-    np.testing.assert_allclose(log_q.numpy(), reference.log_prob(z).numpy(), rtol=1e-6, atol=1e-6)
+    x, log_det = flow.bijector.inverse_and_log_det(_fresh(z))
+    expected = _standard_normal_log_prob(x.numpy()) + log_det.numpy()
+    np.testing.assert_allclose(log_q.numpy(), expected, rtol=1e-6, atol=1e-6)
     _, _, w = flow.stratified_sample_and_log_prob(32, seed=tf.constant([3, 4]), split=16)
     np.testing.assert_array_equal(w.numpy(), np.ones(32))
 
@@ -132,10 +147,10 @@ def _splits(flow):
     """The set of coordinates (by original index) that conditions each coupling stage."""
     dim = flow.dim
     order, splits = np.arange(dim), []
-    for bijector in flow.bijector.bijectors[::-1]:  # in the order they are applied
-        if isinstance(bijector, tfp.bijectors.Permute):
-            order = order[bijector.permutation.numpy()]
-        elif isinstance(bijector, tfp.bijectors.RealNVP):
+    for stage in flow.bijector.stages:  # in the order they are applied
+        if isinstance(stage, Permute):
+            order = order[stage.order]
+        elif isinstance(stage, Coupling):
             splits.append(frozenset(order[: dim // 2].tolist()))
     return splits
 
@@ -158,12 +173,116 @@ def test_reversal_keeps_one_split():
 
 
 @pytest.mark.parametrize("flow_class", [RealNVP, MAF])
-def test_random_permutation_fused_path_agrees_with_the_bijector_chain(flow_class):
-    # The fused pass applies its own copy of each permutation; TFP's chain
-    # (a normalised density by construction) applies the Permute bijectors.
+def test_random_permutation_fused_path_agrees_with_the_inverse_pass(flow_class):
     flow = _perturbed(flow_class(num_units=16, permutation="random"), [[-1.0, 1.0]] * 4)
     z, log_q = flow.sample_and_log_prob(2000, seed=tf.constant([3, 4]))
-    np.testing.assert_allclose(flow.log_prob(z).numpy(), log_q.numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        flow.log_prob(_fresh(z)).numpy(), log_q.numpy(), rtol=1e-6, atol=1e-6
+    )
+
+
+# One flow per kind of stage, and the stage's class; D = 3 with every kind of bound.
+STAGES = {
+    "coupling-affine": (RealNVP(num_units=8), Coupling),
+    "coupling-spline": (RealNVP(num_units=8, elementwise="spline", num_bins=4), Coupling),
+    "autoregressive-affine": (MAF(num_units=8), Autoregressive),
+    "autoregressive-spline": (MAF(num_units=8, elementwise="spline", num_bins=4), Autoregressive),
+    "permute": (RealNVP(num_units=8, permutation="random"), Permute),
+    "post-affine": (RealNVP(num_units=8), Elementwise),
+    "support": (RealNVP(num_units=8), FromTFP),
+    "whole-chain": (MAF(num_units=8, elementwise="spline", num_bins=4), None),
+}
+
+
+def _stage(name):
+    spec, kind = STAGES[name]
+    flow = _perturbed(spec, [[-2.0, 3.0], [0.0, np.inf], [-np.inf, np.inf]])
+    if kind is None:
+        return flow.bijector
+    return next(stage for stage in flow.bijector.stages if isinstance(stage, kind))
+
+
+def _points(n=16, dim=3, seed=0):
+    # Wide enough that some points fall outside the splines' [-4, 4].
+    return tf.constant(3.0 * np.random.default_rng(seed).standard_normal((n, dim)))
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_stage_fused_forward_equals_its_forward_and_log_det(name):
+    stage, x = _stage(name), _points()
+    y, log_det = stage.forward_and_log_det(x)
+    np.testing.assert_allclose(y.numpy(), stage.forward(x).numpy(), rtol=1e-12, atol=0)
+    expected = np.broadcast_to(stage.forward_log_det_jacobian(x).numpy(), [16])
+    np.testing.assert_allclose(np.broadcast_to(log_det.numpy(), [16]), expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_stage_inverse_undoes_forward_and_negates_the_log_det(name):
+    stage, x = _stage(name), _points()
+    y, log_det = stage.forward_and_log_det(x)
+    x_back, inverse_log_det = stage.inverse_and_log_det(_fresh(y))
+    np.testing.assert_allclose(x_back.numpy(), x.numpy(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(
+        np.broadcast_to(inverse_log_det.numpy(), [16]),
+        np.broadcast_to(-log_det.numpy(), [16]),
+        rtol=1e-9,
+        atol=1e-9,
+    )
+
+
+@pytest.mark.parametrize("name", list(STAGES))
+def test_stage_log_det_is_that_of_the_numerical_jacobian(name):
+    stage, x = _stage(name), _points()
+    # Persistent, without pfor: D = 3 backward passes, much faster than
+    # vectorising the autoregressive loop.
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = stage.forward(x)
+    jacobian = tape.batch_jacobian(y, x, experimental_use_pfor=False).numpy()
+    _, log_abs_det = np.linalg.slogdet(jacobian)
+    log_det = np.broadcast_to(stage.forward_log_det_jacobian(x).numpy(), [16])
+    np.testing.assert_allclose(log_det, log_abs_det, rtol=1e-9, atol=1e-9)
+
+
+def test_spline_agrees_with_tfp_rational_quadratic_spline():
+    rng = np.random.default_rng(0)
+    params = tf.constant(rng.normal(size=(50, 3, 3 * 5 - 1)))
+    ours = RationalQuadraticSpline.from_params(params, 5, 2.0)
+    widths = 1e-3 + tf.math.softmax(params[..., :5]) * (4.0 - 5e-3)
+    heights = 1e-3 + tf.math.softmax(params[..., 5:10]) * (4.0 - 5e-3)
+    theirs = tfp.bijectors.RationalQuadraticSpline(
+        widths, heights, tf.math.softplus(params[..., 10:]) + 1e-3, range_min=-2.0
+    )
+    x = tf.constant(rng.uniform(-2.5, 2.5, size=(50, 3)))
+    np.testing.assert_allclose(ours.forward(x), theirs.forward(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours.inverse(x), theirs.inverse(x), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        ours.forward_log_det_jacobian(x),
+        theirs.forward_log_det_jacobian(x, event_ndims=0),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+
+
+def test_weights_keep_the_order_saved_fits_hold():
+    # Saved fits store get_weights() as a list: base means and logits,
+    # post-affine log-scale and shift, then each conditioner's biases, output
+    # bias, output weight and hidden weights.
+    flow = RealNVP(num_stages=2, num_layers=1, num_units=5).build(
+        parse_bounds([[-1.0, 1.0]] * 3), seed=0
+    )
+    conditioner = [(5,), (4,), (5, 4), (1, 5)]
+    expected = [(2, 3), (2,), (3,), (3,)] + conditioner * 2
+    assert [w.shape for w in flow.get_weights()] == expected
+    np.testing.assert_array_equal(flow.get_weights()[0], flow.base_locs.numpy())
+    np.testing.assert_array_equal(flow.get_weights()[-1], flow.conditioners[1].weights[0].numpy())
+
+
+def test_distribution_samples_with_an_integer_seed():
+    flow = _perturbed(RealNVP(num_units=8), [[0.0, 1.0], [-1.0, 2.0]])
+    z = flow.sample(50, seed=1).numpy()
+    assert z.shape == (50, 2)
+    assert ((z > [0.0, -1.0]) & (z < [1.0, 2.0])).all()
 
 
 def test_same_random_permutations_for_every_seed():

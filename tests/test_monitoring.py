@@ -6,14 +6,11 @@ import warnings
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import identity
 from sklearn.exceptions import ConvergenceWarning
 
 from sklearn_epi import ALParams, EPIEstimator
 from sklearn_epi.monitoring import TensorBoardLogger
-
-
-def identity(z):
-    return z
 
 
 def _scalars(directory):

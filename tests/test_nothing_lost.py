@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import sklearn
 import tensorflow as tf
+from conftest import identity
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
@@ -28,10 +29,6 @@ from sklearn_epi.persistence import MissingStatistic
 # both epochs run whether or not the first converges.
 TINY = ALParams(num_iters=50, max_epochs=2, init_iters=20, batch_size=100, patience=None)
 BOX = {"x": (-1.0, 1.0), "y": (-1.0, 1.0)}
-
-
-def identity(z):
-    return z
 
 
 def fit_quietly(est, *args):

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from conftest import identity  # noqa: E402
 from matplotlib.collections import PathCollection  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
@@ -25,10 +26,6 @@ from sklearn_epi.plotting import (  # noqa: E402
 
 BOUNDS = {"a": (-1.0, 3.0), "b": (-np.inf, np.inf)}
 MU, SIGMA2 = [1.0, -2.0], [0.25, 1.0]
-
-
-def identity(z):
-    return z
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import identity
 from scipy import optimize
 from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
@@ -18,10 +19,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn_epi.analysis import maxent_reference
 from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues
 from sklearn_epi.reference import LowEffectiveSampleSizeWarning
-
-
-def identity(z):
-    return z
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
+from conftest import identity
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.exceptions import ConvergenceWarning
@@ -14,10 +15,6 @@ from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi.support import parse_bounds
 
 TINY = ALParams(num_iters=50, max_epochs=2, init_iters=20, batch_size=100)
-
-
-def identity(z):
-    return z
 
 
 def fails_on_large_batches(z):

@@ -9,13 +9,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import shifted
 from sklearn.base import clone
 
 from sklearn_epi import ALParams, EPIEstimator, EpochCallback, RunStore, load_run, runs
-
-
-def shifted(z):
-    return z + 1.0
 
 
 def estimator(store, c0=1.0):

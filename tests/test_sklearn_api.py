@@ -10,6 +10,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import identity
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import GridSearchCV
@@ -20,10 +21,6 @@ from sklearn_epi.model_selection import property_cv
 
 QUICK = ALParams(num_iters=100, max_epochs=2, init_iters=50, batch_size=200)
 MU, SIGMA2 = np.array([0.5, 0.0]), np.array([1.0, 0.25])
-
-
-def identity(z):
-    return z
 
 
 def quick(**kwargs):

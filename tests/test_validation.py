@@ -3,15 +3,12 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import identity
 from sklearn.exceptions import NotFittedError
 
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 
 BOUNDS = {"a": (-1.0, 1.0), "b": (-1.0, 1.0)}
-
-
-def identity(z):
-    return z
 
 
 def make(**kwargs):

@@ -1,0 +1,66 @@
+"""What the test modules share: the statistics they fit, and one canonical tiny problem.
+
+Import the statistics with ``from conftest import identity`` (pytest puts
+this directory on the path); module-level functions, so that joblib and dask
+workers can unpickle them by reference.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sklearn_epi import ALParams, EPIEstimator, RealNVP
+
+
+def identity(z):
+    """f(z) = z: the maximum-entropy answer under mean and variance targets is Gaussian."""
+    return z
+
+
+def shifted(z):
+    """f(z) = z + 1."""
+    return z + 1.0
+
+
+#: The canonical tiny problem: f(z) = z on the plane, E[f] = TINY_MU,
+#: Var[f] = TINY_SIGMA2, whose maximum-entropy answer is the Gaussian
+#: N(TINY_MU, diag(TINY_SIGMA2)); a budget that converges in seconds, with one
+#: base mode (the default two need the default budget to merge into a
+#: one-lobed answer, see test_maxent).
+TINY_BOUNDS = {"x": (-np.inf, np.inf), "y": (-np.inf, np.inf)}
+TINY_MU = pd.Series([1.0, -2.0], index=["x", "y"])
+TINY_SIGMA2 = np.array([0.5, 2.0])
+TINY_AL = ALParams(c0=1.0, beta=4.0, num_iters=300, max_epochs=8, init_iters=200, batch_size=500)
+
+
+def tiny_estimator(**params) -> EPIEstimator:
+    """An estimator of the canonical tiny problem; ``params`` override its settings."""
+    defaults = {"al_params": TINY_AL, "flow": RealNVP(base_modes=1), "random_state": 0}
+    return EPIEstimator(identity, TINY_BOUNDS, **{**defaults, **params})
+
+
+@pytest.fixture(scope="session")
+def tiny_fit():
+    """The canonical tiny problem fitted once per test session (read it, do not refit it)."""
+    return tiny_estimator().fit(TINY_MU, TINY_SIGMA2)
+
+
+README = Path(__file__).resolve().parents[1] / "README.rst"
+
+
+@pytest.fixture(scope="session")
+def readme_example():
+    """The namespace of the README's usage example, run as written, once per session.
+
+    The demo is the oscillator fitted with default settings: the README test
+    checks it runs, the paper test checks it against the exact maximum.
+    """
+    text = README.read_text(encoding="utf-8")
+    block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text).group(1)
+    code = "\n".join(line[4:] for line in block.splitlines())
+    namespace = {}
+    exec(compile(code, str(README), "exec"), namespace)
+    return namespace
