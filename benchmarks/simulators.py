@@ -29,6 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 from sklearn_epi import ALParams, RealNVP
+from sklearn_epi._seed_state import SeedState
 from sklearn_epi._train import checkin, checkout
 from sklearn_epi.circuits import (
     SC_BOUNDS,
@@ -166,7 +167,7 @@ def iteration_seconds(problem, jit_compile, steps, repeats):
         spec.statistic, spec.prop,
     )  # fmt: skip
     try:
-        initialise(trainer, spec, seed=0)
+        initialise(trainer, spec, 0, SeedState(0, np.random.default_rng(0), epochs=[]))
         trainer.train(tf.constant(1, tf.int32))
         first = time.perf_counter() - start
         best = np.inf

@@ -81,6 +81,12 @@ class SeedRun:
         self.jit_compile = self._trainer.jit_compile
         return self._trainer
 
+    def new_state(self) -> SeedState:
+        """A fresh seed's state: no epochs yet, the ``c`` decisions' generator at ``seed``."""
+        return SeedState(
+            self.seed_index, np.random.default_rng(self.seed), [], started=self.started
+        )
+
     def resumed(self, trainer):
         """The saved :class:`~sklearn_epi._seed_state.SeedState`, restored into ``trainer``."""
         if self.snapshot is None:

@@ -105,7 +105,8 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
         return run.ended  # an earlier call ended this seed: the same result again
     with run:  # a failure, Ctrl-C or the deadline leaves the loop here
         trainer = run.trainer()  # compiled once per process and problem
-        state = run.resumed(trainer) or initialise(trainer, spec, seed, seed_index)  # lines 1-2
+        state = run.resumed(trainer)  # where an earlier call left this seed, if one did
+        state = state or initialise(trainer, spec, seed, run.new_state())  # lines 1-2
         while run.goes_on(state):  # line 3: epoch k = 1, ..., k_max
             train_epoch(trainer, spec, state, run.callbacks)  # lines 4-7
             record = test_epoch(trainer, spec, state)  # line 8, and the test
@@ -116,13 +117,14 @@ def fit_seed(spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedResult:
     return run.result(kept_epoch(run.epochs))  # the converged epoch of greatest entropy
 
 
-def initialise(trainer, spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedState:
+def initialise(trainer, spec: SeedSpec, seed: int, state: SeedState) -> SeedState:
     """Algorithm 1, lines 1-2: fit q to the initial Gaussian, then ``c = c0`` and ``eta = 0``.
 
     The Gaussian fit is :func:`~sklearn_epi._train.initial_weights`, cached
     by ``spec.memory``; the AL phase continues its random stream. The
     initial q is tested like an epoch (epoch 0): the baseline of the first
     ``c`` decision, and, for a means-only property, the violations' units.
+    ``state`` is the seed's, still without epochs; it is returned with epoch 0.
     """
     al = spec.al
     init = initial_weights if spec.memory is None else spec.memory.cache(initial_weights)
@@ -141,7 +143,6 @@ def initialise(trainer, spec: SeedSpec, seed: int, seed_index: int = 0) -> SeedS
     )
     start = al.init_iters * (1 if spec.init_samples is None else 2)
     trainer.start_al(weights, seed, start, al.lr, al.c0, spec.prop)
-    state = SeedState(seed_index, np.random.default_rng(seed), epochs=[])
     state.epochs.append(test_epoch(trainer, spec, state))
     if spec.prop.sigma2 is None:  # units: the statistic's spread under the initial q
         spread = state.epochs[0].R_batches.std(axis=0, ddof=1) * np.sqrt(spec.prop.n_test)
