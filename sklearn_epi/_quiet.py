@@ -47,6 +47,10 @@ STARTUP_NOTICES = (
 )
 #: Only where no NVIDIA device exists is a failing cuInit expected, not news.
 NO_GPU_NOTICES = (r"failed call to cuInit", r"Could not find cuda drivers on your machine")
+#: What TensorFlow 2.22 prints after such a notice: a source-location trace
+#: ("=== Source Location Trace: ===", a "file:line", a blank line). Dropped
+#: only straight after a dropped notice, so a real error's lines still show.
+NOTICE_TRACE = re.compile(r"=== Source Location Trace: ===\s*$|\S+:\d+\s*$|\s*$")
 
 
 def notices() -> re.Pattern:
@@ -76,11 +80,13 @@ def filtered_stderr(drop: re.Pattern):
             os.dup2(saved, 2)
             os.close(saved)
             captured.seek(0)
-            kept = [
-                line
-                for line in captured.read().decode(errors="replace").splitlines(keepends=True)
-                if not drop.search(line)
-            ]
+            kept, after_notice = [], False
+            for line in captured.read().decode(errors="replace").splitlines(keepends=True):
+                if drop.search(line):
+                    after_notice = True
+                elif not (after_notice and NOTICE_TRACE.match(line)):
+                    after_notice = False
+                    kept.append(line)
             if kept:
                 os.write(2, "".join(kept).encode())
 

@@ -90,6 +90,19 @@ def test_filter_drops_start_up_notices_and_keeps_other_lines(capfd):
     assert capfd.readouterr().err == "E0000 something.cc:1] a real error\nand its second line\n"
 
 
+def test_filter_drops_a_notice_s_source_location_trace_and_nothing_after_it(capfd):
+    # TensorFlow 2.22 follows cuInit's failure on a machine without a GPU
+    # with a three-line trace, which reached the user's stderr.
+    with filtered_stderr(re.compile("failed call to cuInit")):
+        os.write(2, b"E0000 cuda_executor.cc:1] failed call to cuInit: INTERNAL: ...\n")
+        os.write(2, b"=== Source Location Trace: ===\n")
+        os.write(2, b"external/xla/xla/stream_executor/cuda/cuda_status.cc:50\n")
+        os.write(2, b"\n")
+        os.write(2, b"E0000 something.cc:1] a real error\n")
+        os.write(2, b"at/this/file.cc:12\n")
+    assert capfd.readouterr().err == "E0000 something.cc:1] a real error\nat/this/file.cc:12\n"
+
+
 def test_queries_of_any_size_trace_once():
     # A traced function per sample size made repeated queries retrace, and
     # TensorFlow warned "triggered tf.function retracing" in normal use.
