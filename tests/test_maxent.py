@@ -166,8 +166,14 @@ def test_four_lobes_need_four_base_modes():
     mu, sigma2 = [4.0, 4.0], [0.25, 0.25]
     bounds = [[-3.0, 3.0]] * 2
     ref = maxent_reference(squares, bounds, mu, sigma2, n_samples=1_000_000, random_state=0)
+    # Three restarts, keeping the best converged one as a user's n_seeds does:
+    # single seeds end 0.08-0.25 nats short of H* and which one does depends
+    # on the machine's arithmetic (seed 0: 0.08 on the eighth session's
+    # machine, 0.19 on the ninth's, with the same code).
     est = fit_quietly(
-        EPIEstimator(squares, bounds, flow=RealNVP(base_modes=4), random_state=0), mu, sigma2
+        EPIEstimator(squares, bounds, flow=RealNVP(base_modes=4), n_seeds=3, random_state=0),
+        mu,
+        sigma2,
     )
     assert est.converged_
     assert abs(est.entropy_ - ref.entropy) < 0.1, (est.entropy_, ref.entropy)

@@ -71,7 +71,7 @@ def test_runs_lists_every_run_seed_and_epoch(stored):
     table = runs(store)
     assert table["run"].nunique() == 2 and table["fitted"].all() and table["finished"].all()
     assert set(table["seed"]) == {0, 1}
-    assert set(table["statistic"]) == {f"{__name__}.shifted"}
+    assert set(table["statistic"]) == {f"{shifted.__module__}.shifted"}
     mine = table[table["path"] == str(first.checkpoint_dir_)]
     assert sorted(mine.loc[mine["seed"] == 0, "epoch"]) == [0, 1, 2, 3]
     tests = first.history_[first.history_["phase"] == "test"]
