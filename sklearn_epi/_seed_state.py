@@ -127,8 +127,9 @@ _FILE_FIELDS = ("weights", "step", "eta", "c", "scale", "iteration")
 class SeedResult:
     """A seed's outcome: plain arrays and DataFrames, no TensorFlow objects.
 
-    ``status`` is one of :data:`STATUSES`; ``failed`` and ``interrupted`` say
-    the same for code that predates it.
+    ``status`` is one of :data:`STATUSES` (build results with
+    :meth:`without_epochs`, which sets it); ``failed`` and ``interrupted``
+    say the same for code that predates it.
     """
 
     seed_index: int
@@ -154,10 +155,6 @@ class SeedResult:
     n_simulations: int = 0
     final_state: dict | None = field(default=None, repr=False)
     status: str = ""
-
-    def __post_init__(self):
-        if not self.status:
-            self.status = _status_of(self)
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -190,11 +187,13 @@ class SeedResult:
 
 
 def _status_of(result) -> str:
-    """The status of a result built without one (older pickles, tests' stand-ins)."""
+    """The status of a result pickled before ``status`` existed.
+
+    Checkpoints and warm starts keep a result only once its seed has ended,
+    so such a result was never interrupted.
+    """
     if result.failed:
         return "failed"
-    if result.interrupted:
-        return "out of time" if "max_time" in result.message else "interrupted"
     return "converged" if result.converged else "ended"
 
 
