@@ -45,6 +45,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=7",
+            "pytest-xdist>=3.5",
             "hypothesis>=6",
             "dask[distributed]>=2024.1",
             "sphinx>=7",

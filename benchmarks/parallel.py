@@ -31,12 +31,10 @@ def _fresh_workers(n_jobs):
 
 
 def _problem(quick):
-    problem = problems.rnn(10)
+    # --quick checks that the section runs: the oscillator, the cheapest compile.
     if quick:
-        al = {"num_iters": 100, "max_epochs": 1, "init_iters": 100}
-    else:
-        al = {"num_iters": 500, "max_epochs": 4, "init_iters": 500}
-    return problem, al
+        return problems.oscillator(), {"num_iters": 100, "max_epochs": 1, "init_iters": 100}
+    return problems.rnn(10), {"num_iters": 500, "max_epochs": 4, "init_iters": 500}
 
 
 def parallel_seeds(quick=False, n_seeds=None):

@@ -44,7 +44,7 @@ def tiny_estimator(**params) -> EPIEstimator:
 
 @pytest.fixture(scope="session")
 def tiny_fit():
-    """The canonical tiny problem fitted once per test session (read it, do not refit it)."""
+    """The canonical tiny problem fitted once per test worker (read it, do not refit it)."""
     return tiny_estimator().fit(TINY_MU, TINY_SIGMA2)
 
 
@@ -56,7 +56,8 @@ def readme_example():
     """The namespace of the README's usage example, run as written, once per session.
 
     The demo is the oscillator fitted with default settings: the README test
-    checks it runs, the paper test checks it against the exact maximum.
+    checks it runs, the paper test checks it against the exact maximum. Both
+    are in the xdist group ``readme_example``, so one worker runs the demo.
     """
     text = README.read_text(encoding="utf-8")
     block = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", text).group(1)

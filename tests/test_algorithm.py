@@ -33,7 +33,9 @@ def test_the_epoch_end_hook_sees_every_epoch_and_can_stop_the_seed():
         return record.epoch == 2
 
     est = fit_quietly(
-        EPIEstimator(identity, [[-5.0, 5.0]], al_params=QUICK, callbacks=[stop_after_two]),
+        EPIEstimator(
+            identity, [[-5.0, 5.0]], al_params=QUICK, callbacks=[stop_after_two], jit_compile=False
+        ),
         [1.0],
         [0.5],
     )
@@ -58,7 +60,10 @@ class Chunks(EpochCallback):
 def test_an_epoch_callback_hears_the_seed_start_every_chunk_and_the_end():
     chunks = Chunks()
     al = ALParams(num_iters=100, max_epochs=2, init_iters=10, batch_size=100, log_rate=50)
-    fit_quietly(EPIEstimator(identity, [[-5.0, 5.0]], al_params=al, callbacks=[chunks]), [1.0])
+    fit_quietly(
+        EPIEstimator(identity, [[-5.0, 5.0]], al_params=al, callbacks=[chunks], jit_compile=False),
+        [1.0],
+    )
     assert chunks.events == [
         ("start", 200),
         ("chunk", 50),
@@ -78,6 +83,7 @@ def _spec():
         al=ALParams(num_iters=50, max_epochs=1, init_iters=10, batch_size=100),
         init_mean=np.zeros(1),
         init_std=np.ones(1),
+        jit_compile=False,
     )
 
 
@@ -85,7 +91,14 @@ def test_an_interrupted_fit_leaves_no_state_behind():
     def interrupt(record):
         raise KeyboardInterrupt
 
-    est = EPIEstimator(identity, [[-5.0, 5.0]], al_params=QUICK, n_seeds=2, callbacks=[interrupt])
+    est = EPIEstimator(
+        identity,
+        [[-5.0, 5.0]],
+        al_params=QUICK,
+        n_seeds=2,
+        callbacks=[interrupt],
+        jit_compile=False,
+    )
     with pytest.warns(UserWarning, match="fit interrupted"):
         fit_quietly(est, [1.0])
     assert est.seeds_.loc[1, "message"].startswith("skipped")
@@ -109,7 +122,11 @@ def test_a_compiled_trainer_is_reused_by_the_next_seed_and_never_shared():
 def test_two_fits_in_two_threads_give_the_sequential_answers():
     def fit():
         return fit_quietly(
-            EPIEstimator(identity, [[-5.0, 5.0]], al_params=QUICK, random_state=4), [1.0], [0.5]
+            EPIEstimator(
+                identity, [[-5.0, 5.0]], al_params=QUICK, random_state=4, jit_compile=False
+            ),
+            [1.0],
+            [0.5],
         )
 
     alone = fit().history_
@@ -125,7 +142,9 @@ def test_two_fits_in_two_threads_give_the_sequential_answers():
 
 def test_score_uses_the_test_size_of_the_fit():
     est = fit_quietly(
-        EPIEstimator(identity, [[-5.0, 5.0]], al_params=QUICK, n_test=100, random_state=0),
+        EPIEstimator(
+            identity, [[-5.0, 5.0]], al_params=QUICK, n_test=100, random_state=0, jit_compile=False
+        ),
         [1.0],
         [0.5],
     )
@@ -146,7 +165,7 @@ def test_one_rule_picks_an_epoch_and_a_seed():
 
 
 def test_an_unreachable_target_is_named_as_such():
-    est = EPIEstimator(identity, [[0.0, 1.0]], al_params=QUICK, random_state=0)
+    est = EPIEstimator(identity, [[0.0, 1.0]], al_params=QUICK, random_state=0, jit_compile=False)
     with pytest.warns(ConvergenceWarning) as record:
         est.fit([2.0])
     message = str(record[0].message)
@@ -182,7 +201,7 @@ def test_a_fit_from_init_samples_begins_at_the_points_entropy():
     # Two clusters N(+-0.5, 0.05^2 I) have entropy log 2 + log(2 pi e 0.05^2)
     # = -2.46 nats; the default Gaussian start on [-1, 1]^2 about +0.6.
     al = ALParams(c0=1.0, num_iters=50, max_epochs=1, init_iters=300, lr=5e-3)
-    est = EPIEstimator(identity, [[-1.0, 1.0]] * 2, al_params=al, random_state=0)
+    est = EPIEstimator(identity, [[-1.0, 1.0]] * 2, al_params=al, random_state=0, jit_compile=False)
     fit_quietly(est.set_params(init={"samples": _two_clusters()}), [0.0, 0.0])
     first = est.history_["H"].iloc[0]
     fit_quietly(est.set_params(init=None), [0.0, 0.0])

@@ -33,6 +33,7 @@ def gaussian():
         # A short budget: one base mode (see tests/test_estimator.py).
         flow=RealNVP(base_modes=1),
         random_state=0,
+        jit_compile=False,
     ).fit(MU, SIGMA2)
     assert est.converged_
     return est

@@ -49,6 +49,7 @@ SCRIPT = textwrap.dedent("""
                            batch_size=100, log_rate=50, patience=None),
         n_seeds=2,
         random_state=0,
+        jit_compile=False,
         checkpoint=directory,
         callbacks=[Kill(signum)] if signum else None,
     )
@@ -111,7 +112,12 @@ def test_a_killed_fit_resumes_and_ends_as_an_uninterrupted_one(tmp_path, plain, 
 def quick(directory, **params):
     al = ALParams(c0=1.0, beta=4.0, num_iters=50, max_epochs=2, init_iters=20, batch_size=100)
     return EPIEstimator(
-        lambda z: z, [[-np.inf, np.inf]], al_params=al, random_state=0, checkpoint=directory
+        lambda z: z,
+        [[-np.inf, np.inf]],
+        al_params=al,
+        random_state=0,
+        checkpoint=directory,
+        jit_compile=False,
     ).set_params(**params)
 
 
@@ -194,7 +200,17 @@ def test_max_time_stops_between_epochs_and_a_checkpointed_fit_goes_on(tmp_path):
         al = ALParams(c0=1.0, beta=4.0, num_iters=50, max_epochs=4, init_iters=20, batch_size=100)
         prop = EmergentProperty(np.array([0.5]), np.array([1.0]), ("f0",), n_test=100)
         bounds = parse_bounds([[-np.inf, np.inf]])
-        return SeedSpec(RealNVP(), bounds, shifted, prop, al, np.zeros(1), np.ones(1), **fields)
+        return SeedSpec(
+            RealNVP(),
+            bounds,
+            shifted,
+            prop,
+            al,
+            np.zeros(1),
+            np.ones(1),
+            jit_compile=False,
+            **fields,
+        )
 
     plain = fit_seed(spec(), seed=7)
     timed = {"checkpoint": str(tmp_path), "deadline": time.time() + 3600}

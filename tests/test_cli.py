@@ -30,6 +30,7 @@ batch_size = 100
 [fit]
 random_state = 0
 n_test = 50
+jit_compile = false
 """
 
 

@@ -24,6 +24,7 @@ def make(**kwargs):
         flow=RealNVP(num_units=8),
         al_params=ALParams(num_iters=100, max_epochs=3, init_iters=50, batch_size=200),
         random_state=0,
+        jit_compile=False,
         **kwargs,
     )
 

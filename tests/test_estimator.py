@@ -121,6 +121,7 @@ def bounded_fit():
             {"a": (0.0, 1.0), "b": (0.0, np.inf), "c": (-np.inf, 2.0)},
             al_params=ALParams(num_iters=50, max_epochs=1, init_iters=50, batch_size=500),
             random_state=0,
+            jit_compile=False,
         ).fit([0.5, 1.0, 1.0])
 
 
@@ -164,6 +165,7 @@ def test_no_convergence_warns_and_keeps_a_best_effort_fit():
             [[0.0, 1.0]],
             al_params=ALParams(num_iters=20, max_epochs=1, init_iters=0, batch_size=500),
             random_state=0,
+            jit_compile=False,
         ).fit([5.0])  # unreachable on (0, 1)
     assert not est.converged_ and est.score([5.0]) == -np.inf
     assert est.sample(3, random_state=0).shape == (3, 1)
@@ -183,6 +185,7 @@ def test_nan_during_training_marks_the_seed_failed():
         al=ALParams(num_iters=100, max_epochs=2, init_iters=0, batch_size=500),
         init_mean=np.zeros(1),
         init_std=np.ones(1),
+        jit_compile=False,
     )
     result = fit_seed(spec, seed=0)
     # The epoch-0 test (after the Gaussian initialisation) is the first to
@@ -199,6 +202,7 @@ def test_every_seed_failing_raises_with_where_they_failed():
         n_seeds=2,
         al_params=ALParams(num_iters=100, max_epochs=2, init_iters=0, batch_size=500),
         random_state=0,
+        jit_compile=False,
     )
     with pytest.raises(
         RuntimeError,

@@ -47,7 +47,12 @@ def test_the_fit_does_not_depend_on_the_units_of_the_statistics():
 
     def fit(statistic, mu, sigma2):
         est = EPIEstimator(
-            statistic, [[-np.inf, np.inf]] * 2, al_params=SHORT, dtype="float64", random_state=0
+            statistic,
+            [[-np.inf, np.inf]] * 2,
+            al_params=SHORT,
+            dtype="float64",
+            random_state=0,
+            jit_compile=False,
         )
         return fit_quietly(est, mu, sigma2).history_
 

@@ -30,7 +30,13 @@ def test_tensorboard_logs_every_chunk_and_epoch_of_every_seed(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = EPIEstimator(
-            identity, [[-3.0, 3.0]], al_params=al, n_seeds=2, callbacks=[logger], random_state=0
+            identity,
+            [[-3.0, 3.0]],
+            al_params=al,
+            n_seeds=2,
+            callbacks=[logger],
+            random_state=0,
+            jit_compile=False,
         ).fit([1.0], [0.5])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seed_0", "seed_1"]
     scalars = _scalars(tmp_path / "seed_0")

@@ -149,7 +149,9 @@ def lock_holding_statistic():
 
 @pytest.fixture(scope="module")
 def small_fit():
-    return fit_quietly(EPIEstimator(identity, BOX, al_params=TINY, random_state=0), [0.0, 0.0])
+    return fit_quietly(
+        EPIEstimator(identity, BOX, al_params=TINY, random_state=0, jit_compile=False), [0.0, 0.0]
+    )
 
 
 def test_save_that_fails_leaves_the_previous_file_intact(small_fit, tmp_path):
@@ -186,7 +188,7 @@ import numpy as np, tensorflow as tf
 from sklearn_epi import ALParams, EPIEstimator
 def my_stat(z):
     return 2.0 * z
-est = EPIEstimator(my_stat, [[-1.0, 1.0]], random_state=0,
+est = EPIEstimator(my_stat, [[-1.0, 1.0]], random_state=0, jit_compile=False,
                    al_params=ALParams(num_iters=20, max_epochs=1, init_iters=10, batch_size=50))
 est.fit([0.0]).save({str(path)!r})
 """
@@ -205,13 +207,15 @@ print(est.sample(3, random_state=0).shape)
 
 
 def test_a_statistic_that_cannot_reach_workers_is_refused_with_the_fix():
-    est = EPIEstimator(lock_holding_statistic(), BOX, al_params=TINY, n_seeds=2, n_jobs=2)
+    est = EPIEstimator(
+        lock_holding_statistic(), BOX, al_params=TINY, n_seeds=2, n_jobs=2, jit_compile=False
+    )
     with pytest.raises(TypeError, match="closure over picklable values.*n_jobs=1"):
         est.fit([0.0, 0.0])
 
 
 def test_a_lambda_statistic_pickles_by_value():
-    est = EPIEstimator(lambda z: 3.0 * z, BOX)
+    est = EPIEstimator(lambda z: 3.0 * z, BOX, jit_compile=False)
     loaded = pickle.loads(pickle.dumps(est))
     np.testing.assert_allclose(loaded.statistic(np.ones((1, 2), np.float32)), 3.0)
 
@@ -229,14 +233,20 @@ def test_a_lambda_statistic_pickles_by_value():
 )
 def test_a_statistic_of_the_wrong_shape_or_kind_is_refused(statistic, error, match):
     with pytest.raises(error, match=match):
-        EPIEstimator(statistic, BOX, al_params=TINY).fit([0.0, 0.0])
+        EPIEstimator(statistic, BOX, al_params=TINY, jit_compile=False).fit([0.0, 0.0])
 
 
 def test_labelled_sigma2_is_matched_to_mu_by_label():
     mu = pd.Series({"x": 0.5, "y": -0.5})
     sigma2 = pd.Series({"y": 0.04, "x": 0.01})
     est = fit_quietly(
-        EPIEstimator(identity, BOX, al_params=clone(TINY).set_params(max_epochs=1), random_state=0),
+        EPIEstimator(
+            identity,
+            BOX,
+            al_params=clone(TINY).set_params(max_epochs=1),
+            random_state=0,
+            jit_compile=False,
+        ),
         mu,
         sigma2,
     )
@@ -255,7 +265,7 @@ def test_labelled_sigma2_is_matched_to_mu_by_label():
 )
 def test_mismatched_labels_are_refused(mu, sigma2, match):
     with pytest.raises(ValueError, match=match):
-        EPIEstimator(identity, BOX, al_params=TINY).fit(mu, sigma2)
+        EPIEstimator(identity, BOX, al_params=TINY, jit_compile=False).fit(mu, sigma2)
 
 
 def test_score_matches_labelled_targets_to_the_fitted_statistics(small_fit):
@@ -303,7 +313,12 @@ def test_numbers_beyond_the_dtype_are_refused_before_training(kwargs, fit_args, 
 def test_a_narrow_support_is_accepted_in_float64():
     est = fit_quietly(
         EPIEstimator(
-            lambda z: z - 1e6, [[1e6, 1e6 + 1]], al_params=TINY, dtype="float64", random_state=0
+            lambda z: z - 1e6,
+            [[1e6, 1e6 + 1]],
+            al_params=TINY,
+            dtype="float64",
+            random_state=0,
+            jit_compile=False,
         ),
         [0.5],
     )
@@ -317,7 +332,7 @@ def log_of_x(z):
 
 
 def test_a_statistic_undefined_on_part_of_the_box_is_named_with_an_example():
-    est = EPIEstimator(log_of_x, BOX, al_params=TINY, random_state=0)
+    est = EPIEstimator(log_of_x, BOX, al_params=TINY, random_state=0, jit_compile=False)
     with pytest.raises(RuntimeError) as info:
         fit_quietly_but_runtime(est, [0.0])
     message = str(info.value)

@@ -21,6 +21,7 @@ def test_lds_statistic_matches_numpy_eigenvalues():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("readme_example")
 def test_oscillating_lds_reaches_the_maximum_with_both_modes(readme_example):
     # Default settings, as a user would run them: the README's demo fit. The
     # maximum is solved independently on uniform samples of the box: H* =
@@ -51,6 +52,7 @@ def test_parallel_seeds_select_the_same_fit_as_sequential():
             n_seeds=2,
             n_jobs=n_jobs,
             random_state=0,
+            jit_compile=False,
         ).fit([0.5, 0.0], [1.0, 0.25])
 
     sequential, parallel = fit(None), fit(2)

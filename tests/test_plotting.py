@@ -39,6 +39,7 @@ def est():
             al_params=ALParams(num_iters=100, max_epochs=2, init_iters=100, batch_size=500),
             n_seeds=2,
             random_state=0,
+            jit_compile=False,
         ).fit(MU, SIGMA2)
 
 
@@ -210,6 +211,7 @@ def test_animate_epochs_has_a_frame_per_epoch_and_saves_a_gif(tmp_path_factory):
         ),
         random_state=0,
         warm_start=True,
+        jit_compile=False,
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

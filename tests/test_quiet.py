@@ -160,6 +160,7 @@ def test_fitting_many_different_problems_in_one_session_does_not_look_like_retra
                 al_params=al,
                 random_state=0,
                 verbose=0,
+                jit_compile=False,
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

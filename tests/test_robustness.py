@@ -58,7 +58,9 @@ def test_float64_statistic_in_a_float32_fit_is_cast():
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est = EPIEstimator(doubled, [[-np.inf, np.inf]], al_params=TINY, random_state=0)
+        est = EPIEstimator(
+            doubled, [[-np.inf, np.inf]], al_params=TINY, random_state=0, jit_compile=False
+        )
         est.fit([1.0])
     assert np.isfinite(est.entropy_)
 
@@ -100,9 +102,9 @@ def test_nan_after_a_converged_epoch_keeps_that_epoch():
 
 def test_impossible_property_warns_with_failing_constraints_and_pvalues():
     with pytest.warns(ConvergenceWarning, match=r"mean_f0 \(p = 0\)"):
-        est = EPIEstimator(identity, [[0.0, 1.0], [0.0, 1.0]], al_params=TINY, random_state=0).fit(
-            [2.0, 0.5]
-        )
+        est = EPIEstimator(
+            identity, [[0.0, 1.0], [0.0, 1.0]], al_params=TINY, random_state=0, jit_compile=False
+        ).fit([2.0, 0.5])
     assert not est.converged_ and est.score([2.0, 0.5]) == -np.inf
 
 
@@ -120,6 +122,7 @@ def mixed_fit():
             },
             al_params=TINY,
             random_state=0,
+            jit_compile=False,
         ).fit([0.5, 1.0, 1.0, 0.0])
 
 

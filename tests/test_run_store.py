@@ -31,6 +31,7 @@ def estimator(store, c0=1.0):
         n_seeds=2,
         random_state=0,
         checkpoint=RunStore(store),
+        jit_compile=False,
     )
 
 
@@ -139,7 +140,8 @@ WRITER = textwrap.dedent("""
     est = EPIEstimator(shifted, [[-np.inf, np.inf]] * 2,
                        al_params=ALParams(c0=c0, beta=4.0, num_iters=100, max_epochs=3,
                                           init_iters=50, batch_size=100, log_rate=10),
-                       n_seeds=2, random_state=0, checkpoint=RunStore(store))
+                       n_seeds=2, random_state=0, checkpoint=RunStore(store),
+                       jit_compile=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         est.fit([1.0, 0.0], [0.5, 2.0])

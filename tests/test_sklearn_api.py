@@ -29,6 +29,8 @@ def quick(**kwargs):
         "bounds": [[-np.inf, np.inf]] * 2,
         "al_params": QUICK,
         "random_state": 0,
+        # Bookkeeping fits: compiling them with XLA costs more than they run.
+        "jit_compile": False,
     }
     params.update(kwargs)
     return EPIEstimator(**params)
@@ -134,6 +136,7 @@ def lds_fit():
         LDS_BOUNDS,
         al_params=ALParams(num_iters=100, max_epochs=2, init_iters=50, batch_size=200),
         random_state=0,
+        jit_compile=False,
     )
     return fit_quietly(est, LDS_MU, LDS_SIGMA2)
 
