@@ -35,6 +35,10 @@ A configuration::
     [output]
     directory = "runs/lds"
 
+Every key is checked before anything is fitted: an unknown section or key
+(``sigma`` for ``sigma2``, ``dir`` for ``directory``) is refused with exit
+code 2, the valid keys and the nearest one, never ignored.
+
 A job array fits one seed per task: ``sklearn-epi fit run.toml --seed-index
 $SLURM_ARRAY_TASK_ID`` writes that seed into the run's checkpoint (exit code
 of that seed alone), and ``sklearn-epi fit run.toml`` afterwards loads every
@@ -50,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import difflib
 import html
 import importlib
 import io
@@ -86,10 +91,35 @@ def _load_config(path) -> dict:
     unknown = set(config) - known
     if unknown:
         raise ConfigError(f"unknown section(s) {sorted(unknown)}; known: {sorted(known)}")
+    for section, valid in _KEYS.items():
+        _check_keys(section, config.get(section, {}), valid)
     for section, key in (("model", "statistic"), ("model", "bounds"), ("property", "mu")):
         if key not in config.get(section, {}):
             raise ConfigError(f"[{section}] {key} is required")
     return config
+
+
+#: The keys of the sections read here; [flow], [al_params] and [fit] take
+#: the parameters of the flow, ALParams and EPIEstimator.
+_KEYS = {
+    "model": ("statistic", "bounds", "arguments"),
+    "property": ("mu", "sigma2"),
+    "output": ("directory",),
+}
+
+
+def _check_keys(section, given, valid):
+    """Refuse a key of ``[section]`` outside ``valid``: a typo must not run another job."""
+    if not isinstance(given, dict):
+        raise ConfigError(f"[{section}] must be a table of keys, got {given!r}")
+    for key in given:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(
+                f"[{section}] unknown key {key!r}{hint}; valid keys: "
+                + ", ".join(repr(k) for k in sorted(valid))
+            )
 
 
 def _resolve(reference, what):
@@ -121,10 +151,14 @@ def _build_estimator(config, directory):
     )
     if flow_type is None:
         raise ConfigError("[flow] type must be 'RealNVP' or 'MAF'")
+    _check_keys("flow", flow_params, ["type", *flow_type._get_param_names()])
+    _check_keys("al_params", config.get("al_params", {}), ALParams._get_param_names())
     fit = dict(config.get("fit", {}))
-    for reserved in ("statistic", "bounds", "flow", "al_params", "checkpoint", "callbacks"):
-        if reserved in fit:
-            raise ConfigError(f"[fit] {reserved} is set elsewhere in the configuration")
+    reserved = ("statistic", "bounds", "flow", "al_params", "checkpoint", "callbacks")
+    for key in reserved:
+        if key in fit:
+            raise ConfigError(f"[fit] {key} is set elsewhere in the configuration")
+    _check_keys("fit", fit, [k for k in EPIEstimator._get_param_names() if k not in reserved])
     try:
         est = EPIEstimator(
             statistic,

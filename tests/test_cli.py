@@ -69,12 +69,34 @@ def test_fit_writes_estimator_tables_figures_and_a_self_contained_report(tmp_pat
 @pytest.mark.parametrize(
     "change, message",
     [
-        (("mu = {real", "nu = {real"), r"\[property\] mu is required"),
+        (("mu = {real = 0.0, imag = 6.2832}\n", ""), r"\[property\] mu is required"),
         (('"lds_eigenvalues"', '"lds_eigen"'), r"statistic = 'lds_eigen': not a name"),
         (("num_units = 16", "num_unit = 16"), "num_unit"),
         (("[fit]", "[fitting]"), r"unknown section\(s\) \['fitting'\]"),
+        # A typo in a key ran another job: means only, or ./epi_run.
+        (
+            ("sigma2 = {", "sigma = {"),
+            r"\[property\] unknown key 'sigma' \(did you mean 'sigma2'\?\)",
+        ),
+        (("[fit]", '[output]\ndir = "x"\n[fit]'), r"\[output\] unknown key 'dir'.*'directory'"),
+        (("[al_params]", "[al_params]\nmax_epoch = 3"), r"did you mean 'max_epochs'"),
+        (
+            ("n_test = 50", "n_tests = 50"),
+            r"\[fit\] unknown key 'n_tests' \(did you mean 'n_test'\?\)",
+        ),
+        (("[property]", "argument = {N = 2}\n[property]"), r"\[model\] .*'arguments'"),
     ],
-    ids=["missing mu", "unknown statistic", "unknown flow parameter", "unknown section"],
+    ids=[
+        "missing mu",
+        "unknown statistic",
+        "unknown flow parameter",
+        "unknown section",
+        "sigma for sigma2",
+        "dir for directory",
+        "max_epoch",
+        "n_tests",
+        "argument",
+    ],
 )
 def test_configuration_errors_exit_2_naming_the_key(tmp_path, capsys, change, message):
     code = main(["fit", write(tmp_path, CONFIG.replace(*change)), "--out", str(tmp_path)])
