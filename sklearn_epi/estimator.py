@@ -312,7 +312,7 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
         if self.max_time is not None:
             spec.deadline = spec.clock() + float(self.max_time)
         with sigterm_as_interrupt():
-            results, interrupted = run_seeds(spec, seeds, self.n_jobs, seed_indices)
+            results, interrupted = run_seeds(spec, seeds, workers, seed_indices)
         self.property_, self.history_, self.seeds_ = spec.prop, *seed_tables(results)
         self.param_names_ = np.asarray(spec.support.names, dtype=object)
         self.bounds_ = np.column_stack([spec.support.low, spec.support.high])

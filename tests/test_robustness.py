@@ -222,3 +222,20 @@ def test_stochastic_statistic_with_a_seed_argument_fits_reproducibly():
     first, second = fit(), fit()
     pd.testing.assert_frame_equal(first.history_, second.history_)
     assert first.score([1.0], [0.5]) == second.score([1.0], [0.5])
+
+
+def test_n_jobs_beyond_the_seeds_starts_one_worker_per_seed():
+    # joblib was handed n_jobs itself and refused 10**6 ("Numeric literal
+    # 2000000 is too large") although one seed needs one process.
+    est = EPIEstimator(
+        identity,
+        [[-np.inf, np.inf]],
+        al_params=TINY,
+        n_jobs=10**6,
+        random_state=0,
+        jit_compile=False,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit([1.0], [0.5])
+    assert len(est.seeds_) == 1 and not est.seeds_["failed"].any()
