@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -41,12 +42,36 @@ MAX_SETTING_CHARS = 1000
 FORMAT = 1
 
 
+#: A partial write older than this was abandoned by a killed process (a
+#: write takes seconds); opening the run removes it.
+ABANDONED_AFTER = 3600.0
+_PARTIALS = (".seed-*.pkl.*", ".run.json.*", ".fit.joblib.*")
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
+        try:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        except BaseException:
+            os.unlink(f.name)
+            raise
     os.replace(f.name, path)
+
+
+def _remove_abandoned_writes(directory: Path) -> None:
+    """Delete the partial writes (``.seed-0.pkl.XXXX``) that a kill mid-write left behind.
+
+    Only old ones: a younger file may be another process's write in progress.
+    """
+    partials = [p for pattern in _PARTIALS for p in directory.glob(pattern)]
+    for partial in partials:
+        try:
+            if time.time() - partial.stat().st_mtime > ABANDONED_AFTER:
+                partial.unlink()
+        except OSError:  # removed by another process meanwhile
+            pass
 
 
 def describe(estimator, prop, seeds, statistic_key) -> dict:
@@ -129,6 +154,7 @@ def open_run(directory, description: dict) -> Path:
     if path.exists() and not path.is_dir():
         raise ValueError(f"checkpoint must be a directory; {path} is a file")
     path.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned_writes(path)
     run_file = path / "run.json"
     if run_file.exists():
         try:

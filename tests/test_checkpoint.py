@@ -127,6 +127,19 @@ def fit_quietly(est):
         return est.fit([0.5], [1.0])
 
 
+def test_a_write_abandoned_by_a_kill_is_removed_when_the_run_is_opened_again(tmp_path):
+    # A kill between the temporary file and its rename left .seed-0.pkl.XXXX
+    # behind for good; a young one may be another process's write.
+    fit_quietly(quick(tmp_path))
+    abandoned, writing = tmp_path / ".seed-0.pkl.k1ll3d", tmp_path / ".seed-0.pkl.wr1t1n"
+    abandoned.write_bytes(b"half a pickle")
+    writing.write_bytes(b"half a pickle")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(abandoned, (hours_ago, hours_ago))
+    fit_quietly(quick(tmp_path))
+    assert not abandoned.exists() and writing.exists()
+
+
 def test_other_settings_in_a_used_directory_are_refused(tmp_path):
     fit_quietly(quick(tmp_path))
     with pytest.raises(
