@@ -38,15 +38,28 @@ def _run_directories(directory) -> list:
     return sorted(p for p in path.iterdir() if (p / "run.json").is_file())
 
 
+def _seed_indices(run) -> list:
+    """The indices of the seeds a run holds (``seed-<i>.pkl``), in order."""
+    stems = (file.name[len("seed-") : -len(".pkl")] for file in run.glob("seed-*.pkl"))
+    # seed-<i>.prev.pkl is the fallback of load_seed, not a seed of its own.
+    return sorted(int(stem) for stem in stems if stem.isdigit())
+
+
 def _seed_states(run) -> dict:
     """``{seed_index: (state, finished, result)}`` of every seed a run holds."""
-    states = {}
-    for file in sorted(run.glob("seed-*.pkl")):
-        stem = file.name[len("seed-") : -len(".pkl")]
-        if not stem.isdigit():
-            continue  # seed-<i>.prev.pkl: the fallback of load_seed
-        states[int(stem)] = _unwrap(_load_seed(run, int(stem)))
-    return states
+    return {index: _unwrap(_load_seed(run, index)) for index in _seed_indices(run)}
+
+
+def _description(run) -> dict:
+    """A run's ``run.json``; a ``ValueError`` naming the file if it is not a readable object."""
+    path = Path(run) / "run.json"
+    try:
+        held = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(held, dict):
+        raise ValueError(f"{path}: a JSON {type(held).__name__}, not the run's description")
+    return held
 
 
 def _unwrap(data) -> tuple:
@@ -90,7 +103,10 @@ def runs(directory) -> pd.DataFrame:
     -------
     pandas.DataFrame
         One row per run, seed and epoch (epoch 0 is the initial
-        distribution): ``run`` (the sub-directory's name), ``seed`` (the
+        distribution): ``run`` (the sub-directory's name), ``status``
+        (``"ok"``, or ``"unreadable: <file>: <reason>"`` in the one row of a
+        run or seed whose file is damaged: the other runs are still
+        listed), ``seed`` (the
         seed's index, as in ``history_``),
         ``epoch``, ``converged``, ``entropy``, ``entropy_se``, ``iteration``,
         ``wall_time`` (seconds into the seed), ``selected`` (the epoch the
@@ -102,13 +118,31 @@ def runs(directory) -> pd.DataFrame:
     """
     rows = []
     for run in _run_directories(directory):
-        held = json.loads((run / "run.json").read_text())
-        for index, (state, finished, result) in sorted(_seed_states(run).items()):
+        # A damaged run or seed is one row, False in the flag columns (so that
+        # table[table["selected"]] still works), NaN elsewhere.
+        damaged = dict.fromkeys(("converged", "selected", "finished", "fitted"), False)
+        try:
+            held = _description(run)
+        except ValueError as exc:
+            rows.append(
+                {**damaged, "run": run.name, "status": f"unreadable: {exc}", "path": str(run)}
+            )
+            continue
+        for index in _seed_indices(run):
+            try:
+                state, finished, result = _unwrap(_load_seed(run, index))
+            except Exception as exc:  # damaged: listed as such, the other seeds still are
+                status = f"unreadable: {_checkpoint.seed_file(run, index)}: {exc}"
+                rows.append(
+                    {**damaged, "run": run.name, "seed": index, "status": status, "path": str(run)}
+                )
+                continue
             epochs = state["epochs"] if state is not None else []
             for record in epochs:
                 rows.append(
                     {
                         "run": run.name,
+                        "status": "ok",
                         "seed": index,
                         "epoch": record.epoch,
                         "converged": bool(record.converged),
@@ -128,6 +162,7 @@ def runs(directory) -> pd.DataFrame:
                 )
     columns = [
         "run",
+        "status",
         "seed",
         "epoch",
         "converged",

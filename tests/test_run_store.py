@@ -1,6 +1,8 @@
 """The run store: repeated fits load, every run and epoch is listed and loadable, no collisions."""
 
 import pickle
+import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -112,10 +114,40 @@ def test_a_checkpoint_of_another_format_names_the_version_that_wrote_it(tmp_path
     (run / "run.json").write_text('{"sklearn_epi": "0.0.7", "tensorflow": "2.15.0", "format": 0}')
     with open(run / "seed-0.pkl", "wb") as f:
         pickle.dump({"format": 0, "finished": False}, f)
-    with pytest.raises(ValueError, match=r"written by sklearn_epi 0\.0\.7 with TensorFlow 2\.15"):
-        runs(run)
+    [status] = runs(run)["status"]
+    assert re.match(r"unreadable: .*seed-0\.pkl: .*", status)
+    assert re.search(r"written by sklearn_epi 0\.0\.7 with TensorFlow 2\.15", status)
     with pytest.raises(ValueError, match="holds no fit.joblib: its fit never returned"):
         load_run(run)
+
+
+def test_one_damaged_run_or_seed_is_a_row_and_every_other_run_is_listed(stored, tmp_path):
+    # A corrupt run.json gave a JSONDecodeError naming no file and listing no
+    # run; a JSON list, an AttributeError; a damaged seed file, no other run.
+    store, first = stored
+    for name in ("good", "corrupt", "list", "seed"):
+        shutil.copytree(first.checkpoint_dir_, tmp_path / name)
+    (tmp_path / "corrupt" / "run.json").write_text('{"statistic": ')
+    (tmp_path / "list" / "run.json").write_text("[1, 2]")
+    for file in ("seed-1.pkl", "seed-1.prev.pkl"):
+        (tmp_path / "seed" / file).write_bytes(b"not a pickle")
+    table = runs(tmp_path)
+    status = table.groupby("run")["status"].unique()
+    assert list(status["good"]) == ["ok"] and table["run"].nunique() == 4
+    [corrupt] = status["corrupt"]
+    assert re.match(r"unreadable: .*corrupt/run\.json: JSONDecodeError", corrupt)
+    assert re.match(r"unreadable: .*list/run\.json: a JSON list", status["list"][0])
+    damaged = table[(table["run"] == "seed") & (table["seed"] == 1)]
+    assert len(damaged) == 1 and re.match(
+        r"unreadable: .*seed/seed-1\.pkl", damaged["status"].iloc[0]
+    )
+    # Seed 0 of that run is listed epoch by epoch, as in the good copy.
+    seed_0 = table[(table["run"] == "seed") & (table["seed"] == 0)]
+    assert (seed_0["status"] == "ok").all() and not table.loc[damaged.index, "selected"].any()
+    assert set(table[table["selected"]]["run"]) == {"good", "seed"}
+    assert list(seed_0["epoch"]) == list(
+        table[(table["run"] == "good") & (table["seed"] == 0)]["epoch"]
+    )
 
 
 def test_run_store_refuses_a_file_and_names_the_argument(tmp_path):
