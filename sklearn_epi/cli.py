@@ -59,6 +59,7 @@ import html
 import importlib
 import io
 import json
+import os
 import shutil
 import sys
 import warnings
@@ -123,17 +124,28 @@ def _check_keys(section, given, valid):
 
 
 def _resolve(reference, what):
-    """A name in :mod:`sklearn_epi.circuits`, or ``"package.module:attribute"``."""
+    """A name in :mod:`sklearn_epi.circuits`, or ``"package.module:attribute"``.
+
+    Modules are found from the working directory first, as ``python -m``
+    finds them (a console script's path does not hold it).
+    """
     if not isinstance(reference, str):
         return reference
     module_name, _, attribute = reference.rpartition(":")
+    if module_name and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name or "sklearn_epi.circuits")
         return getattr(module, attribute)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(
             f"{what} = {reference!r}: not a name in sklearn_epi.circuits nor an importable "
-            f"'module:attribute' ({exc})"
+            f"'module:attribute' ({exc}; modules are looked for in {os.getcwd()} and on "
+            "the Python path)"
+        ) from exc
+    except Exception as exc:  # the module itself fails: a SyntaxError, an error at import
+        raise ConfigError(
+            f"{what} = {reference!r}: importing {module_name} raised {type(exc).__name__}: {exc}"
         ) from exc
 
 
@@ -192,8 +204,11 @@ def _fit_command(config_path, directory=None, max_time=None, seed_index=None) ->
             f"--seed-index must be in 0 .. {est.n_seeds - 1} ([fit] n_seeds = {est.n_seeds}); "
             f"got {seed_index}"
         )
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(config_path, directory / "config.toml")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(config_path, directory / "config.toml")
+    except OSError as exc:
+        raise ConfigError(f"output directory {directory}: {exc}") from exc
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

@@ -2,6 +2,7 @@
 
 import json
 import re
+import sys
 
 import pytest
 
@@ -123,3 +124,35 @@ def test_job_array_tasks_fit_one_seed_each_and_the_plain_command_merges_them(tmp
     assert est.seeds_.sort_values("seed")["wall_time"].tolist() == tasks
     assert main(["fit", config, "--out", str(out), "--seed-index", "2"]) == EXIT_CONFIG
     assert "--seed-index must be in 0 .. 1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "module, source, message",
+    [
+        ("cli_linear", "def linear(z):\n    return z\n", r"--seed-index must be in 0 \.\. 0"),
+        ("cli_boom", "1 / 0\n", r"importing cli_boom raised ZeroDivisionError: division by zero"),
+        ("cli_typo", "def linear(z)\n", r"importing cli_typo raised SyntaxError"),
+    ],
+    ids=["found in the working directory", "raises at import", "syntax error"],
+)
+def test_a_model_module_is_found_in_the_working_directory_and_its_errors_exit_2(
+    tmp_path, capsys, monkeypatch, module, source, message
+):
+    # The console script's path lacks the working directory ("No module named
+    # 'mystats'"), and a module failing at import ended in a traceback, exit 1.
+    # (--seed-index 1 of one seed stops the found model's job before fitting.)
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", ".", str(tmp_path))])
+    config = CONFIG.replace('"lds_eigenvalues"', f'"{module}:linear"')
+    code = main(["fit", write(tmp_path, config), "--out", str(tmp_path), "--seed-index", "1"])
+    assert code == EXIT_CONFIG
+    err = capsys.readouterr().err
+    assert re.search(message, err) and len(err.splitlines()) == 1
+
+
+def test_an_output_directory_that_cannot_be_made_exits_2(tmp_path, capsys):
+    (tmp_path / "taken").write_text("a file")
+    code = main(["fit", write(tmp_path, CONFIG), "--out", str(tmp_path / "taken" / "run")])
+    assert code == EXIT_CONFIG
+    assert re.search(r"output directory .*taken/run: ", capsys.readouterr().err)
