@@ -103,7 +103,7 @@ def _ratio_row(name, after, before, unit, higher_is_better, notes=""):
 
 def step_variants(quick=False):
     """XLA, fused sampling and one-pass penalty, as training throughput."""
-    iters, repeats = (300, 2) if quick else (1000, 3)
+    iters, repeats = (100, 1) if quick else (1000, 3)
     rows = []
     chosen = [problems.oscillator()] + ([] if quick else [problems.rnn(50)])
     for problem in map(problems.one_base_mode, chosen):  # the variants' sampling has one
@@ -142,6 +142,7 @@ def step_variants(quick=False):
 def batched_test(quick=False, repeats=3):
     """Seconds per epoch-end test: 200 x N_test samples in big passes vs 200 passes."""
     rows = []
+    repeats = 1 if quick else repeats
     for problem in [problems.rnn(10)] + ([] if quick else [problems.rnn(50)]):
         spec = problem.seed_spec()
         trainer = ready_trainer(Trainer, spec.flow.build(spec.support, seed=0), spec, True)

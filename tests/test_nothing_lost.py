@@ -343,7 +343,7 @@ def test_a_statistic_undefined_on_part_of_the_box_is_named_with_an_example():
 
 # ------------------------------------------------------------- resources
 def test_queries_in_chunks_give_the_same_answers(small_fit):
-    Z = small_fit.sample(300, random_state=2)
+    Z = small_fit.sample(100, random_state=2)
     whole = small_fit.score_samples(Z), small_fit.gradient(Z), small_fit.hessian(Z)
     with sklearn.config_context(working_memory=0.002):  # a few rows per chunk
         chunked = small_fit.score_samples(Z), small_fit.gradient(Z), small_fit.hessian(Z)
