@@ -117,10 +117,10 @@ def runs(directory) -> pd.DataFrame:
         wrote it) and ``path``.
     """
     rows = []
+    # A damaged run or seed is one row, False in the flag columns (so that
+    # table[table["selected"]] still works), NaN elsewhere.
+    damaged = dict.fromkeys(("converged", "selected", "finished", "fitted"), False)
     for run in _run_directories(directory):
-        # A damaged run or seed is one row, False in the flag columns (so that
-        # table[table["selected"]] still works), NaN elsewhere.
-        damaged = dict.fromkeys(("converged", "selected", "finished", "fitted"), False)
         try:
             held = _description(run)
         except ValueError as exc:
