@@ -12,6 +12,9 @@ setup(
     long_description_content_type="text/x-rst",
     license="MIT",
     packages=find_packages(include=["sklearn_epi", "sklearn_epi.*"]),
+    # The console script's entry, outside the package: it handles SIGTERM
+    # before importing the package (and TensorFlow).
+    py_modules=["sklearn_epi_cli"],
     python_requires=">=3.10",
     install_requires=[
         # TFP 0.25 (the newest release) imports Keras 2 through tf-keras,
@@ -70,7 +73,7 @@ setup(
     entry_points={
         "console_scripts": [
             "sklearn-epi-demo=sklearn_epi.__main__:main",
-            "sklearn-epi=sklearn_epi.cli:main",
+            "sklearn-epi=sklearn_epi_cli:main",
         ]
     },
     classifiers=[

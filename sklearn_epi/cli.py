@@ -66,6 +66,7 @@ import warnings
 from pathlib import Path
 
 from ._seed_state import UNFINISHED
+from ._seeds import sigterm_as_interrupt
 
 try:
     import tomllib
@@ -384,9 +385,17 @@ def main(argv=None) -> int:
     report.add_argument("directory")
     args = parser.parse_args(argv)
     try:
-        if args.command == "fit":
-            return _fit_command(args.config, args.out, args.max_time, args.seed_index)
-        return _report_command(args.directory)
+        with sigterm_as_interrupt():
+            if args.command == "fit":
+                return _fit_command(args.config, args.out, args.max_time, args.seed_index)
+            return _report_command(args.directory)
+    except KeyboardInterrupt as exc:  # a stop before or after the fit, which keeps its own
+        print(
+            f"sklearn-epi: stopped by {str(exc) or 'SIGINT'}; the checkpoint keeps every finished "
+            "epoch: run the same command again",
+            file=sys.stderr,
+        )
+        return EXIT_AGAIN
     except (ConfigError, ValueError, TypeError) as exc:
         print(f"sklearn-epi: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

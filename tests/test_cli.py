@@ -2,13 +2,19 @@
 
 import json
 import re
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from sklearn_epi import load
 from sklearn_epi._checkpoint import load_seed
-from sklearn_epi.cli import EXIT_CONFIG, EXIT_CONVERGED, EXIT_NOT_CONVERGED, main
+from sklearn_epi.cli import EXIT_AGAIN, EXIT_CONFIG, EXIT_CONVERGED, EXIT_NOT_CONVERGED, main
+
+ROOT = Path(__file__).resolve().parents[1]
 
 CONFIG = """
 [model]
@@ -156,3 +162,39 @@ def test_an_output_directory_that_cannot_be_made_exits_2(tmp_path, capsys):
     code = main(["fit", write(tmp_path, CONFIG), "--out", str(tmp_path / "taken" / "run")])
     assert code == EXIT_CONFIG
     assert re.search(r"output directory .*taken/run: ", capsys.readouterr().err)
+
+
+def _catches(status_file, signum) -> bool:
+    """Whether the process whose /proc status file this is has a handler for ``signum``."""
+    try:
+        text = status_file.read_text()
+    except OSError:
+        return False
+    mask = int(next(line.split()[1] for line in text.splitlines() if line.startswith("SigCgt")), 16)
+    return bool(mask >> (int(signum) - 1) & 1)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stop_signal_while_the_command_starts_exits_75(tmp_path, signum):
+    # The console script's entry sets the handler before importing the
+    # package: a SIGTERM while TensorFlow loaded killed it (exit -15), and a
+    # Ctrl-C ended in a traceback (exit -2).
+    command = "import sys, sklearn_epi_cli; sys.exit(sklearn_epi_cli.main())"
+    config = write(tmp_path, CONFIG)
+    process = subprocess.Popen(
+        [sys.executable, "-c", command, "fit", config, "--out", str(tmp_path / "out")],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Signal once the entry has set its SIGTERM handler (Linux lists caught
+    # signals in /proc), while TensorFlow is still being imported (seconds).
+    caught = Path(f"/proc/{process.pid}/status")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not _catches(caught, signal.SIGTERM):
+        time.sleep(0.01)
+    process.send_signal(signum)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == EXIT_AGAIN, err
+    assert "while starting; run the same command again" in err and "Traceback" not in err
