@@ -65,3 +65,13 @@ def readme_example():
     namespace = {}
     exec(compile(code, str(README), "exec"), namespace)
     return namespace
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the slow tests (converged fits, the docs build, the benchmark run) first.
+
+    Under pytest-xdist the long tests then start at once in both workers and
+    the short ones fill in around them, instead of one long fit running alone
+    at the end while the other worker idles.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

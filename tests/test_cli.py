@@ -187,6 +187,9 @@ def test_a_stop_signal_while_the_command_starts_exits_75(tmp_path, signum):
         cwd=ROOT,
         stderr=subprocess.PIPE,
         text=True,
+        # Ctrl-C as a terminal delivers it: a test worker may run with SIGINT
+        # ignored, which a child inherits (and Python then leaves ignored).
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Signal once the entry has set its SIGTERM handler (Linux lists caught
     # signals in /proc), while TensorFlow is still being imported (seconds).
