@@ -142,6 +142,18 @@ def differences(held: dict, description: dict) -> list:
     ]
 
 
+def read_description(run) -> dict:
+    """A run's ``run.json``; a ``ValueError`` naming the file if it is not a readable object."""
+    path = Path(run) / "run.json"
+    try:
+        held = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(held, dict):
+        raise ValueError(f"{path}: a JSON {type(held).__name__}, not the run's description")
+    return held
+
+
 def open_run(directory, description: dict) -> Path:
     """Create ``directory`` for this run, or check that the run it holds has the same settings.
 
@@ -158,9 +170,9 @@ def open_run(directory, description: dict) -> Path:
     run_file = path / "run.json"
     if run_file.exists():
         try:
-            held = json.loads(run_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"checkpoint: cannot read {run_file} ({exc})") from exc
+            held = read_description(path)
+        except ValueError as exc:
+            raise ValueError(f"checkpoint: cannot read {exc}") from exc
         differ = differences(held, description)
         if differ:
             raise ValueError(

@@ -15,7 +15,6 @@ estimator of any run at any of its epochs.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 import joblib
@@ -50,18 +49,6 @@ def _seed_states(run) -> dict:
     return {index: _unwrap(_load_seed(run, index)) for index in _seed_indices(run)}
 
 
-def _description(run) -> dict:
-    """A run's ``run.json``; a ``ValueError`` naming the file if it is not a readable object."""
-    path = Path(run) / "run.json"
-    try:
-        held = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(held, dict):
-        raise ValueError(f"{path}: a JSON {type(held).__name__}, not the run's description")
-    return held
-
-
 def _unwrap(data) -> tuple:
     """``(state, finished, result)`` of a seed's saved state, ended or not."""
     saved = Saved.from_file(data)
@@ -81,8 +68,8 @@ def _written_by(run) -> str:
     from . import __version__
 
     try:
-        held = json.loads((Path(run) / "run.json").read_text())
-    except (OSError, ValueError):
+        held = _checkpoint.read_description(run)
+    except ValueError:
         return ""
     return (
         f" (the run was written by sklearn_epi {held.get('sklearn_epi', '?')} with TensorFlow "
@@ -122,7 +109,7 @@ def runs(directory) -> pd.DataFrame:
     damaged = dict.fromkeys(("converged", "selected", "finished", "fitted"), False)
     for run in _run_directories(directory):
         try:
-            held = _description(run)
+            held = _checkpoint.read_description(run)
         except ValueError as exc:
             rows.append(
                 {**damaged, "run": run.name, "status": f"unreadable: {exc}", "path": str(run)}

@@ -140,6 +140,12 @@ def test_a_write_abandoned_by_a_kill_is_removed_when_the_run_is_opened_again(tmp
     assert not abandoned.exists() and writing.exists()
 
 
+def test_a_run_description_that_is_not_an_object_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "run.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match=r"checkpoint: cannot read .*run\.json: a JSON list"):
+        fit_quietly(quick(tmp_path))
+
+
 def test_other_settings_in_a_used_directory_are_refused(tmp_path):
     fit_quietly(quick(tmp_path))
     with pytest.raises(
