@@ -6,7 +6,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="sklearn_epi",
-    version="0.1.0",
+    version="0.2.0",
     description="Emergent property inference (EPI) as a scikit-learn estimator",
     long_description=Path(__file__).with_name("README.rst").read_text(encoding="utf-8"),
     long_description_content_type="text/x-rst",

@@ -18,7 +18,8 @@ from ._reporting import EpochCallback  # noqa: E402
 from .estimator import EPIEstimator  # noqa: E402
 from .flows import MAF, RealNVP  # noqa: E402
 from .property import EmergentProperty  # noqa: E402
-from .run_store import RunStore, load, load_run, runs  # noqa: E402
+from .persistence import convert, load  # noqa: E402
+from .run_store import RunStore, load_run, runs  # noqa: E402
 
 __all__ = [
     "EPIEstimator",
@@ -28,8 +29,9 @@ __all__ = [
     "EmergentProperty",
     "EpochCallback",
     "load",
+    "convert",
     "RunStore",
     "runs",
     "load_run",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -2,16 +2,20 @@
 
 A checkpoint directory holds ``run.json``, a readable description of the run
 (package and TensorFlow versions, the settings that determine the result,
-the property and the seeds), and per seed ``seed-<index>.pkl``: everything
+the property and the seeds), and per seed ``seed-<index>.npz`` (the safe
+format of :mod:`sklearn_epi._safe_file`, which holds data, never code): everything
 :func:`~sklearn_epi.optimize.fit_seed` needs to go on after its last finished
 epoch (flow weights, random-stream position, ``eta``, ``c``, the violations'
 units, the generator of the ``c`` decisions, the epochs and history so far).
 Adam needs nothing: its moments restart with every epoch.
 
 Every write goes to a temporary file that is then renamed over the old one,
-and the previous checkpoint is kept as ``seed-<index>.prev.pkl``: a kill at
+and the previous checkpoint is kept as ``seed-<index>.prev.npz``: a kill at
 any moment leaves a readable checkpoint, and a damaged one falls back to the
-one before, with a warning that names the file.
+one before, with a warning that names the file. Every file carries its run's
+key (:func:`run_key`), and a file of another run is refused, never resumed.
+Checkpoints of sklearn_epi 0.1 were pickles (``seed-<index>.pkl``); they are
+read only after :func:`~sklearn_epi.convert`.
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ import json
 import os
 import pickle
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from . import _safe_file
+from ._safe_file import atomic_write as _atomic_write
 from ._seed_state import Saved
 from ._validation import _resolve_al_params, user_stacklevel
 
@@ -38,26 +43,17 @@ NOT_SETTINGS = ("checkpoint", "n_jobs", "verbose", "callbacks", "memory", "max_t
 #: Longer settings are compared by a hash of their content (:func:`_setting`).
 MAX_SETTING_CHARS = 1000
 
-#: Bumped when the content of a seed's checkpoint changes.
+#: Bumped when the content of a seed's checkpoint changes (part of the run key).
 FORMAT = 1
+
+#: The fitted estimator's file in a run's directory.
+FIT_FILE = "fit.npz"
 
 
 #: A partial write older than this was abandoned by a killed process (a
 #: write takes seconds); opening the run removes it.
 ABANDONED_AFTER = 3600.0
-_PARTIALS = (".seed-*.pkl.*", ".run.json.*", ".fit.joblib.*")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as f:
-        try:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        except BaseException:
-            os.unlink(f.name)
-            raise
-    os.replace(f.name, path)
+_PARTIALS = (".seed-*.npz.*", ".run.json.*", f".{FIT_FILE}.*")
 
 
 def _remove_abandoned_writes(directory: Path) -> None:
@@ -181,47 +177,87 @@ def open_run(directory, description: dict) -> Path:
                 "to resume"
             )
     else:
+        strays = sorted(p.name for p in _run_files(path))
+        if strays:
+            raise ValueError(
+                f"checkpoint directory {path} holds {', '.join(strays)} but no run.json, so "
+                "the run they belong to is unknown and they are not resumed; use a new "
+                "directory, or move them away"
+            )
         _atomic_write(run_file, json.dumps(description, indent=2).encode())
     return path
 
 
-def seed_file(directory, index: int) -> Path:
-    return Path(directory) / f"seed-{index}.pkl"
+def _run_files(directory: Path) -> list:
+    """The seed and fit files in a run's directory, this version's and 0.1's pickles."""
+    names = ("seed-*.npz", "seed-*.pkl", FIT_FILE, "fit.joblib")
+    return [p for pattern in names for p in directory.glob(pattern)]
 
 
-def save_seed(directory, index: int, state: dict) -> None:
-    """Write seed ``index``'s state atomically, keeping the previous one as ``.prev``."""
+def seed_file(directory, index: int, suffix: str = ".npz") -> Path:
+    return Path(directory) / f"seed-{index}{suffix}"
+
+
+def seed_indices(run) -> list:
+    """The indices of the seeds a run holds (``seed-<i>.npz``, or 0.1's ``.pkl``), in order."""
+    stems = {p.stem[len("seed-") :] for p in Path(run).glob("seed-*.*") if p.suffix in (".npz", ".pkl")}
+    # seed-<i>.prev.npz is the fallback of load_seed, not a seed of its own.
+    return sorted(int(stem) for stem in stems if stem.isdigit())
+
+
+def _header(run: str | None, kind: str) -> dict:
+    from . import __version__
+
+    return {"kind": kind, "sklearn_epi": __version__, "run": run}
+
+
+def save_seed(directory, index: int, state: dict, run: str | None) -> None:
+    """Write seed ``index``'s state atomically, keeping the previous one as ``.prev``.
+
+    ``run`` is the run's key (:func:`run_key`), kept in the file.
+    """
     path = seed_file(directory, index)
-    data = pickle.dumps({"format": FORMAT, **state}, protocol=pickle.HIGHEST_PROTOCOL)
+    data = _safe_file.dumps(state, _header(run, "seed"))
     try:
-        os.replace(path, path.with_suffix(".prev.pkl"))
+        os.replace(path, path.with_suffix(".prev.npz"))
     except FileNotFoundError:  # the first epoch, or another process just moved it
         pass
     _atomic_write(path, data)
 
 
-def load_seed(directory, index: int) -> dict | None:
+def load_seed(directory, index: int, run: str | None) -> dict | None:
     """Seed ``index``'s last readable state, or None if it has none yet.
 
     A damaged file is reported (a ``RuntimeWarning`` naming it) and the
     previous checkpoint is used; if that is damaged too, a ``ValueError``
-    names both files.
+    names both files. A file of another run than ``run`` (its key), and a
+    pickle of sklearn_epi 0.1, raise a ``ValueError`` naming the file.
     """
     path = seed_file(directory, index)
-    previous = path.with_suffix(".prev.pkl")
+    previous = path.with_suffix(".prev.npz")
     candidates = [p for p in (path, previous) if p.exists()]
+    legacy = seed_file(directory, index, ".pkl")
+    if not candidates and legacy.exists():
+        raise ValueError(
+            f"{legacy} is a checkpoint of sklearn_epi 0.1, a pickle; reading a pickle can run "
+            "any code it holds, so sklearn_epi reads one only when asked: if you trust where "
+            f"it came from, convert the run once with sklearn_epi.convert({str(directory)!r})"
+        )
     if not candidates:
         return None
     problems = []
     for candidate in candidates:
         try:
-            with open(candidate, "rb") as f:
-                state = pickle.load(f)
-            if state.get("format") != FORMAT:
-                raise ValueError(f"format {state.get('format')!r}, expected {FORMAT}")
-        except Exception as exc:  # truncated, overwritten, another version's
-            problems.append(f"{candidate} ({type(exc).__name__}: {exc})")
+            state, header = _safe_file.load(candidate, "seed")
+        except _safe_file.NotSafeFileError as exc:  # truncated, overwritten, not ours
+            problems.append(f"{candidate} ({exc})")
             continue
+        if run is not None and header.get("run") != run:
+            raise ValueError(
+                f"{candidate} belongs to run {header.get('run')}, not to run {run} described "
+                f"by {Path(directory) / 'run.json'}: a file from another run is never resumed; "
+                "remove it, or fit in that run's own directory"
+            )
         if problems:
             warnings.warn(
                 f"checkpoint {problems[0]} is unreadable; resuming from {candidate}",
@@ -288,6 +324,11 @@ def run_key(description: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def key_of(run) -> str:
+    """The key of the run in directory ``run``, from its ``run.json``."""
+    return run_key(read_description(run))
+
+
 def epoch_records(est, seed):
     """Every epoch of a fitted estimator's seed, weights included, in order.
 
@@ -299,7 +340,8 @@ def epoch_records(est, seed):
     if held is not None and seed in held["states"]:
         saved = held["states"][seed]
     elif getattr(est, "checkpoint_dir_", None) is not None:
-        saved = load_seed(Path(est.checkpoint_dir_), seed)
+        directory = Path(est.checkpoint_dir_)
+        saved = load_seed(directory, seed, key_of(directory))
     if saved is None:
         raise ValueError(
             "the fit kept no per-epoch weights of seed "
@@ -331,6 +373,7 @@ def attach(est, spec, seeds) -> dict | None:
         if isinstance(directory, RunStore):
             directory = directory.run_directory(description)
         spec.checkpoint = str(open_run(directory, description))
+        spec.run_key = run_key(description)
     if est.warm_start:
         spec.keep_state = True
         spec.warm_states = _warm_states(est, description)
@@ -352,19 +395,20 @@ def _warm_states(est, description):
     return held["states"]
 
 
-def save_fit(est, path) -> None:
-    """The fitted estimator beside its checkpoints, for :func:`~sklearn_epi.load_run`.
+def save_fit(est, directory, run: str) -> None:
+    """The fitted estimator beside its checkpoints (``fit.npz``), for :func:`~sklearn_epi.load_run`.
 
     Callbacks do not change the result and are often local functions that
-    cannot be pickled: the copy is saved without them. A failure warns: the
-    fit itself is done and returned.
+    have no importable name: the copy is saved without them. A failure warns:
+    the fit itself is done and returned.
     """
     from . import persistence
 
     saved = copy.copy(est)
     saved.callbacks = None
+    path = Path(directory) / FIT_FILE
     try:
-        persistence.save(saved, path)
+        persistence.save(saved, path, run=run)
     except Exception as exc:
         warnings.warn(
             f"could not save the fitted estimator to {path} ({type(exc).__name__}: {exc}); "
@@ -372,3 +416,32 @@ def save_fit(est, path) -> None:
             RuntimeWarning,
             stacklevel=user_stacklevel(),
         )
+
+
+
+def convert_pickles(directory: Path) -> list:
+    """Rewrite the pickled checkpoints and fits of 0.1 in a run, or in every run of a store."""
+    from . import persistence
+
+    written = []
+    runs = [directory] if (directory / "run.json").is_file() else sorted(
+        p for p in directory.iterdir() if (p / "run.json").is_file()
+    )
+    if not runs:
+        raise ValueError(f"{directory} holds no run (no run.json in it or its sub-directories)")
+    for run in runs:
+        key = key_of(run)
+        for pickled in sorted(run.glob("seed-*.pkl")):
+            with open(pickled, "rb") as f:
+                state = pickle.load(f)
+            if not isinstance(state, dict) or state.pop("format", None) != FORMAT:
+                raise ValueError(f"{pickled} is not a checkpoint of sklearn_epi 0.1")
+            target = pickled.with_suffix(".npz")
+            _atomic_write(target, _safe_file.dumps(state, _header(key, "seed")))
+            pickled.unlink()
+            written.append(target)
+        if (run / "fit.joblib").is_file():
+            target = persistence.save(persistence.load(run / "fit.joblib", trusted=True), run / FIT_FILE, run=key)
+            (run / "fit.joblib").unlink()
+            written.append(target)
+    return written

@@ -10,6 +10,7 @@ the deadline), which becomes the result's ``status`` and ``message``.
 
 from __future__ import annotations
 
+import copy
 import time
 import traceback
 
@@ -113,7 +114,9 @@ class SeedRun:
         state.capture(trainer)
         self.snapshot = state.to_file()
         if self.spec.checkpoint is not None:
-            _checkpoint.save_seed(self.spec.checkpoint, self.seed_index, self.snapshot)
+            _checkpoint.save_seed(
+                self.spec.checkpoint, self.seed_index, self.snapshot, self.spec.run_key
+            )
         stop = [callback.on_epoch_end(record) for callback in self.callbacks]
         al = self.spec.al
         if (
@@ -173,10 +176,15 @@ class SeedRun:
         )
         _fill_from(result, chosen, epochs)
         # What a later call needs: the state to go on from, or this result.
-        saved = Saved(self.snapshot) if unfinished else Saved(self.snapshot, result, self.ended_by)
+        # A copy: with keep_state, result.final_state holds this Saved, which
+        # must not hold result itself (a cycle a saved fit could not write).
+        ended = Saved(self.snapshot, copy.copy(result), self.ended_by)
+        saved = Saved(self.snapshot) if unfinished else ended
         if self.snapshot is not None or not unfinished:
             if spec.checkpoint is not None:
-                _checkpoint.save_seed(spec.checkpoint, self.seed_index, saved.to_file())
+                _checkpoint.save_seed(
+                    spec.checkpoint, self.seed_index, saved.to_file(), spec.run_key
+                )
             if spec.keep_state:
                 result.final_state = saved.to_file()
         return result
@@ -203,7 +211,7 @@ def _fill_from(result, chosen, epochs) -> None:
 def _saved_state(spec, seed_index) -> dict | None:
     """A seed's checkpoint dictionary from an earlier call: its checkpoint, or the warm start."""
     if spec.checkpoint is not None:
-        return _checkpoint.load_seed(spec.checkpoint, seed_index)
+        return _checkpoint.load_seed(spec.checkpoint, seed_index, spec.run_key)
     if spec.warm_states is not None:
         return spec.warm_states.get(seed_index)
     return None

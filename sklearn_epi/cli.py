@@ -3,12 +3,12 @@
 ``sklearn-epi fit run.toml`` fits the configured model and property, with a
 checkpoint in the output directory, so that the same command run again after
 a kill or a job's time limit continues where the fit stopped. The output
-directory then holds the fitted estimator (``fit.joblib``, for
+directory then holds the fitted estimator (``fit.npz``, for
 :func:`sklearn_epi.load`), ``history.csv``, ``seeds.csv``, ``result.json``,
 the figures (history, pairplot, predictive check) and ``report.html``, a
 self-contained page (figures embedded) to open from a cluster's file
 browser. ``sklearn-epi report <directory>`` rebuilds figures and report from
-``fit.joblib``.
+``fit.npz``.
 
 A configuration::
 
@@ -258,7 +258,7 @@ def _seed_status(est, index, config_path) -> int:
 def _write_outputs(est, directory, status) -> None:
     """The fit's files in ``directory``: estimator, tables, result, figures and report."""
     directory = Path(directory)
-    est.save(directory / "fit.joblib")
+    est.save(directory / "fit.npz")
     est.history_.to_csv(directory / "history.csv", index=False)
     est.seeds_.to_csv(directory / "seeds.csv", index=False)
     result = {
@@ -340,14 +340,28 @@ def _table(mapping) -> str:
 
 
 def _report_command(directory) -> int:
-    """``sklearn-epi report``: rebuild figures and report from ``fit.joblib``."""
+    """``sklearn-epi report``: rebuild figures and report from ``fit.npz``."""
     from . import load
 
     directory = Path(directory)
-    if not (directory / "fit.joblib").exists():
-        raise ConfigError(f"{directory} holds no fit.joblib; run 'sklearn-epi fit' first")
+    fitted = directory / "fit.npz"
+    if not fitted.exists():
+        if (directory / "fit.joblib").exists():
+            raise ConfigError(
+                f"{directory / 'fit.joblib'} is a fit of sklearn_epi 0.1, a pickle, which can "
+                "run any code it holds; if you trust where it came from, convert it once with "
+                f"python -c \"import sklearn_epi; sklearn_epi.convert('{directory / 'fit.joblib'}')\" "
+                "and rename it fit.npz"
+            )
+        raise ConfigError(f"{directory} holds no fit.npz; run 'sklearn-epi fit' first")
+    if os.getcwd() not in sys.path:  # a statistic from the working directory, as in fit
+        sys.path.insert(0, os.getcwd())
+    try:
+        est = load(fitted)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     result = json.loads((directory / "result.json").read_text())
-    _write_report(load(directory / "fit.joblib"), directory, result)
+    _write_report(est, directory, result)
     print(f"wrote {directory / 'report.html'}")
     return EXIT_CONVERGED
 

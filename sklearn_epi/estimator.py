@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from numbers import Integral, Real
-from pathlib import Path
 
 import numpy as np
 from joblib import effective_n_jobs
@@ -116,7 +115,7 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
     checkpoint : str, path-like or RunStore, default=None
         A directory where every seed's state is written (atomically) after
         every epoch, with ``run.json`` describing the run and, once ``fit``
-        returns, the fitted estimator as ``fit.joblib``. A later ``fit`` with
+        returns, the fitted estimator as ``fit.npz``. A later ``fit`` with
         the same directory and settings resumes each seed from its last
         finished epoch and ends as an uninterrupted fit would; other settings
         raise a ``ValueError`` (``n_jobs``, ``verbose``, ``callbacks``,
@@ -131,7 +130,7 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
         so) and, with ``checkpoint``, the next ``fit`` goes on from there.
         ``None``: no limit.
     warm_start : bool, default=False
-        Keep each seed's final state (a few MB, pickled with the fit), so
+        Keep each seed's final state (a few MB, saved with the fit), so
         that the next ``fit`` continues as one longer fit would: after a
         raised ``al_params.max_epochs``, or after an interrupt. Other changed
         settings raise a ``ValueError``; ``random_state`` must be fixed.
@@ -183,11 +182,11 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
         Convergence-test p-values at the selected epoch.
     flow_weights_ : list of ndarray
         Weights of the selected flow; with ``flow`` and ``bounds`` they
-        rebuild it (this is what is pickled).
+        rebuild it (this is what is saved).
     fit_time_ : float
         Wall time of the last ``fit`` in seconds.
     checkpoint_dir_ : str or None
-        The directory of this fit's checkpoints and ``fit.joblib`` (inside
+        The directory of this fit's checkpoints and ``fit.npz`` (inside
         the store for a :class:`~sklearn_epi.RunStore`); ``None`` without
         ``checkpoint``.
 
@@ -298,7 +297,7 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
 
         The other seeds are marked not run; with ``checkpoint`` a later
         ``fit`` loads the seeds done here. A partial fit is not saved as
-        ``fit.joblib``.
+        ``fit.npz``.
         """
         spec = seed_spec(self, mu, sigma2)
         rng = check_random_state(self.random_state)
@@ -330,7 +329,7 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
         self._score_seed = int(rng.randint(0, 2**31 - 1))
         self.checkpoint_dir_ = spec.checkpoint
         if spec.checkpoint is not None and seed_indices is None:
-            _checkpoint.save_fit(self, Path(spec.checkpoint) / "fit.joblib")
+            _checkpoint.save_fit(self, spec.checkpoint, spec.run_key)
         return self
 
     def _select(self, seed_index, chosen, n_iter) -> None:

@@ -72,6 +72,7 @@ class SeedSpec:
     memory: object = None
     callbacks: tuple = ()
     checkpoint: str | None = None
+    run_key: str | None = None
     deadline: float | None = None
     warm_states: dict | None = None
     keep_state: bool = False

@@ -1,22 +1,26 @@
-"""Saving fits so that they cannot be destroyed and can always be loaded.
+"""Saving fits as data that cannot run code when read, and loading them.
 
 A fitted :class:`~sklearn_epi.EPIEstimator` is its flow weights, history and
-hyperparameters (plain arrays and DataFrames) plus the user's statistic. The
-statistic is the fragile part: a function defined in a script's ``__main__``,
-a lambda or a closure pickles by reference or not at all, so a file written
-in one script could not be read in another, and a failed ``joblib.dump``
-truncated the file it was replacing. Here the statistic travels in a blob of
-its own (by reference when it can be imported anywhere, by value with
-cloudpickle otherwise), and a blob that cannot be restored leaves a
-placeholder that explains itself, so weights, history, sampling, log
-densities, gradients and Hessians always come back.
+hyperparameters (plain arrays and DataFrames) plus the user's statistic.
+:meth:`~EPIEstimator.save` writes the data in the safe format of
+:mod:`sklearn_epi._safe_file` and the statistic as its importable name
+(``module:function``, or an instance of an importable class with its data,
+such as :func:`~sklearn_epi.circuits.rnn_stable_amplification`'s), never as
+code. :func:`load` reads that format; a pickle (a fit saved by sklearn_epi
+0.1, or by ``joblib.dump``) only with ``trusted=True``.
+
+A statistic that cannot be restored (not importable by name, or not
+installed where the fit is read) leaves a :class:`MissingStatistic` that
+explains itself, so weights, history, sampling, log densities, gradients
+and Hessians always come back. Pickling (worker processes, ``GridSearchCV``,
+``joblib.dump``) keeps the statistic in a blob of its own, by reference or
+by value with cloudpickle, for the same reason.
 """
 
 from __future__ import annotations
 
-import os
+import inspect
 import pickle
-import tempfile
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -25,11 +29,11 @@ import cloudpickle
 import joblib
 import numpy as np
 
+from . import _safe_file
 from ._validation import _resolve_al_params, user_stacklevel
 from .property import EmergentProperty
 
-__all__ = ["save", "MissingStatistic", "SavedFitMixin", "pack_statistic", "unpack_statistic"]
-
+__all__ = ["save", "load", "convert", "MissingStatistic", "SavedFitMixin"]
 
 class PackedStatistic(NamedTuple):
     """A statistic serialised on its own inside a saved estimator."""
@@ -129,33 +133,203 @@ def unpack_statistic(packed):
         return MissingStatistic(name, reason)
 
 
-def save(estimator, path) -> Path:
-    """Write ``estimator`` to ``path`` atomically (a temporary file, then a rename).
+def statistic_record(statistic, where: str = "statistic") -> dict:
+    """How the safe format stores a statistic (or a callback): by name, never by value.
+
+    ``{"function": "module:qualname"}`` for an importable function or class,
+    ``{"instance": "module:qualname", "state": {...}}`` for an instance of an
+    importable class whose attributes are plain data, ``{"missing": name,
+    "reason": ...}`` otherwise (with a ``UserWarning`` that says how to make it
+    storable).
+    """
+    if isinstance(statistic, MissingStatistic):
+        return {"missing": statistic.name, "reason": statistic.reason}
+    name = _name_of(statistic)
+    reference = _safe_file.reference(statistic)
+    if reference is not None and callable(statistic):
+        return {"function": reference}
+    cls_reference = _safe_file.reference(type(statistic))
+    if cls_reference is not None and not inspect.isroutine(statistic) and type(statistic).__module__ != "builtins" and hasattr(statistic, "__dict__"):
+        state = dict(vars(statistic))
+        try:
+            _safe_file.dumps(state, {})
+        except TypeError as exc:
+            reason = f"its attributes are not plain data ({exc})"
+        else:
+            return {"instance": cls_reference, "state": state}
+    elif getattr(statistic, "__module__", None) in ("__main__", "__mp_main__"):
+        reason = "it is defined in the script that saved the fit (__main__), not in a module"
+    else:
+        reason = "it is a lambda, a closure or a local function, which has no importable name"
+    warnings.warn(
+        f"the {where} {name!r} is saved by name only and will not load by itself: {reason}. "
+        "Saved fits never hold code; to make it load, define it in a module (a .py file "
+        "on the path, e.g. mystats.py); or set it back after loading: "
+        "est.set_params(statistic=...)",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
+    return {"missing": name, "reason": f"{reason}, so the saved fit does not name it"}
+
+
+def statistic_from_record(record: dict):
+    """Inverse of :func:`statistic_record`; a :class:`MissingStatistic` when it fails."""
+    if "missing" in record:
+        return MissingStatistic(record["missing"], record["reason"])
+    name = record.get("function") or record.get("instance")
+    try:
+        obj = _safe_file.resolve(name)
+        if "instance" in record:
+            if not isinstance(obj, type):
+                raise TypeError(f"{name} is not a class")
+            cls, obj = obj, obj.__new__(obj)
+            obj.__dict__.update(record["state"])
+        if not callable(obj):
+            raise TypeError(f"{name} is not callable")
+        return obj
+    except Exception as exc:  # not installed here, renamed, ...
+        reason = f"it could not be loaded here: {type(exc).__name__}: {exc}"
+        warnings.warn(
+            f"the statistic {name!r} of this saved fit could not be restored ({reason}); "
+            "sampling and log densities work, but score and analysis.predictive need it "
+            "back: est.set_params(statistic=...)",
+            UserWarning,
+            stacklevel=user_stacklevel(),
+        )
+        return MissingStatistic(name, reason)
+
+
+def fit_content(estimator) -> dict:
+    """An estimator's attributes as the safe format stores them (statistic by name)."""
+    state = dict(vars(estimator))
+    state.pop("_flow_cache", None)
+    state["statistic"] = statistic_record(state["statistic"])
+    callbacks = state.get("callbacks")
+    if isinstance(callbacks, (list, tuple)):
+        state["callbacks"] = [statistic_record(c, "callback") for c in callbacks]
+    elif callbacks is not None:
+        state["callbacks"] = statistic_record(callbacks, "callback")
+    return state
+
+
+def estimator_from_content(state: dict):
+    """Inverse of :func:`fit_content`."""
+    from .estimator import EPIEstimator
+
+    state = dict(state)
+    state["statistic"] = statistic_from_record(state["statistic"])
+    if state.get("callbacks") is not None:
+        callbacks = [statistic_from_record(c) for c in state["callbacks"]]
+        state["callbacks"] = callbacks if state.pop("_callbacks_was_list", True) else callbacks[0]
+    estimator = EPIEstimator.__new__(EPIEstimator)
+    estimator.__dict__.update(state)
+    return estimator
+
+
+def save(estimator, path, run: str | None = None) -> Path:
+    """Write ``estimator`` to ``path`` in the safe format, atomically.
 
     A failure at any point leaves an existing file at ``path`` untouched.
-    The statistic is stored by reference when it is importable and by value
-    otherwise, so a fit made in a script or notebook loads anywhere.
 
     Parameters
     ----------
     estimator : EPIEstimator
     path : str or os.PathLike
+    run : str, default=None
+        The run key of the checkpoint directory the fit belongs to.
 
     Returns
     -------
     pathlib.Path
         The path written.
     """
+    from . import __version__
+
+    header = {"kind": "fit", "sklearn_epi": __version__, "run": run}
+    return _safe_file.write(path, fit_content(estimator), header)
+
+
+#: What a refused pickle's message says to do.
+PICKLE_ADVICE = (
+    "Reading a pickle can run any code it holds, so sklearn_epi reads one only when asked: "
+    "if you trust where it came from, sklearn_epi.load(path, trusted=True), or convert "
+    "it once with sklearn_epi.convert(path)"
+)
+
+
+def load(path, trusted: bool = False):
+    """Read a fit written by :meth:`EPIEstimator.save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    trusted : bool, default=False
+        Also read a pickle: a fit saved by sklearn_epi 0.1, or with
+        ``joblib.dump`` or :mod:`pickle`. **Loading a pickle can run any code
+        its author put in it** (as with scikit-learn's and joblib's
+        persistence); pass ``True`` only for files from a source you trust,
+        and :meth:`~EPIEstimator.save` them again to convert them. The safe
+        format, what ``save`` writes, never runs code: it is read the same
+        either way.
+
+    Returns
+    -------
+    EPIEstimator
+        With a :class:`~sklearn_epi.persistence.MissingStatistic` in place of
+        a statistic that cannot be restored here (a ``UserWarning`` says why).
+
+    Raises
+    ------
+    ValueError
+        If the file is not a fit in the safe format (a pickle without
+        ``trusted=True``, a damaged file, a checkpoint), naming it.
+    """
+    from .estimator import EPIEstimator
+
+    if not isinstance(trusted, bool):
+        raise TypeError(f"trusted must be True or False; got {trusted!r}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        joblib.dump(estimator, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    if _safe_file.is_safe_file(path):
+        content, _ = _safe_file.load(path, "fit")
+        return estimator_from_content(content)
+    if not trusted:
+        raise ValueError(
+            f"{path} is not a fit in sklearn_epi's safe format: it looks like a pickle (a fit "
+            f"saved by sklearn_epi 0.1, or with joblib.dump). {PICKLE_ADVICE}."
+        )
+    estimator = joblib.load(path)
+    if not isinstance(estimator, EPIEstimator):
+        raise TypeError(f"{path} holds a {type(estimator).__name__}, not an EPIEstimator")
+    return estimator
+
+
+def convert(path) -> list:
+    """Rewrite the pickles of sklearn_epi 0.1 under ``path`` in the safe format.
+
+    **This reads pickles, which can run any code their author put in them:
+    convert only files from a source you trust.** ``path`` is a saved fit
+    (rewritten in place), a checkpoint directory or a run store (each
+    ``seed-<i>.pkl`` becomes ``seed-<i>.npz`` and ``fit.joblib`` becomes
+    ``fit.npz``; the pickles are removed once their copy is written).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+    """
+    from . import _checkpoint
+
+    path = Path(path)
+    if path.is_file():
+        est = load(path, trusted=True)
+        return [save(est, path)]
+    if not path.is_dir():
+        raise ValueError(f"path {path} does not exist")
+    return _checkpoint.convert_pickles(path)
 
 
 class SavedFitMixin:
@@ -168,13 +342,17 @@ class SavedFitMixin:
     """
 
     def save(self, path):
-        """Write the estimator to ``path`` atomically; read it back with :func:`sklearn_epi.load`.
+        """Write the estimator to ``path``; read it back with :func:`sklearn_epi.load`.
 
-        A failure leaves an existing file at ``path`` untouched. The statistic
-        is stored by value when it cannot be imported by name (defined in a
-        script's ``__main__``, a lambda, a closure), so the file loads in any
-        script; if it cannot be stored at all, a warning says why and the
-        rest of the fit is saved.
+        The file holds data only (arrays, numbers, text; see "Sharing fits"
+        in the user guide), so anyone may open it safely, and it is written
+        atomically: a failure leaves an existing file at ``path`` untouched.
+        The statistic is stored by its importable name (``module:function``,
+        or an importable class with its data): a statistic defined in a
+        script's ``__main__``, a lambda or a closure is saved by name only,
+        with a warning, and is set back after loading with
+        ``est.set_params(statistic=f)``. The suffix is yours to choose;
+        ``.npz`` says what the file is.
 
         Parameters
         ----------

@@ -5,7 +5,7 @@ sub-directory of its own, named by a hash of what determines its result
 (the statistic's content, bounds, property, flow, optimisation parameters,
 the seeds), holding the per-epoch checkpoint of every seed
 (:mod:`sklearn_epi._checkpoint`) and, once ``fit`` returns, the fitted
-estimator ``fit.joblib``. A fit with settings seen before resumes or, if it
+estimator ``fit.npz``. A fit with settings seen before resumes or, if it
 had ended, loads its seeds instead of computing them; a grid search over
 ``al_params`` keeps one run per candidate. :func:`runs` lists every run,
 seed and epoch of a store as a DataFrame, and :func:`load_run` returns the
@@ -17,13 +17,12 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import joblib
 import pandas as pd
 
-from . import _checkpoint
-from ._checkpoint import RunStore, run_key
+from . import _checkpoint, _safe_file, persistence
+from ._checkpoint import FIT_FILE, RunStore, run_key
 from ._seed_state import Saved
-from .estimator import EPIEstimator
+from .persistence import load
 
 __all__ = ["RunStore", "run_key", "runs", "load_run", "load"]
 
@@ -37,16 +36,10 @@ def _run_directories(directory) -> list:
     return sorted(p for p in path.iterdir() if (p / "run.json").is_file())
 
 
-def _seed_indices(run) -> list:
-    """The indices of the seeds a run holds (``seed-<i>.pkl``), in order."""
-    stems = (file.name[len("seed-") : -len(".pkl")] for file in run.glob("seed-*.pkl"))
-    # seed-<i>.prev.pkl is the fallback of load_seed, not a seed of its own.
-    return sorted(int(stem) for stem in stems if stem.isdigit())
-
-
 def _seed_states(run) -> dict:
     """``{seed_index: (state, finished, result)}`` of every seed a run holds."""
-    return {index: _unwrap(_load_seed(run, index)) for index in _seed_indices(run)}
+    key = _checkpoint.key_of(run)
+    return {index: _unwrap(_load_seed(run, index, key)) for index in _checkpoint.seed_indices(run)}
 
 
 def _unwrap(data) -> tuple:
@@ -55,9 +48,9 @@ def _unwrap(data) -> tuple:
     return saved.state, saved.finished, saved.result
 
 
-def _load_seed(run, index):
+def _load_seed(run, index, key):
     try:
-        saved = _checkpoint.load_seed(run, index)
+        saved = _checkpoint.load_seed(run, index, key)
     except ValueError as exc:
         raise ValueError(f"{exc}{_written_by(run)}") from exc
     return saved
@@ -99,7 +92,7 @@ def runs(directory) -> pd.DataFrame:
         ``wall_time`` (seconds into the seed), ``selected`` (the epoch the
         seed's result keeps, once the seed ended), ``finished`` (the seed
         ended; otherwise a fit with the same settings continues it),
-        ``fitted`` (``fit.joblib`` is there for :func:`load_run`),
+        ``fitted`` (``fit.npz`` is there for :func:`load_run`),
         ``statistic``, ``mu``, ``sigma2``, ``sklearn_epi`` (the version that
         wrote it) and ``path``.
     """
@@ -115,11 +108,16 @@ def runs(directory) -> pd.DataFrame:
                 {**damaged, "run": run.name, "status": f"unreadable: {exc}", "path": str(run)}
             )
             continue
-        for index in _seed_indices(run):
+        key = run_key(held)
+        fitted = (run / FIT_FILE).is_file()
+        for index in _checkpoint.seed_indices(run):
             try:
-                state, finished, result = _unwrap(_load_seed(run, index))
+                state, finished, result = _unwrap(_load_seed(run, index, key))
             except Exception as exc:  # damaged: listed as such, the other seeds still are
-                status = f"unreadable: {_checkpoint.seed_file(run, index)}: {exc}"
+                file = _checkpoint.seed_file(run, index)
+                if not file.exists():  # only sklearn_epi 0.1's pickle
+                    file = _checkpoint.seed_file(run, index, ".pkl")
+                status = f"unreadable: {file}: {exc}"
                 rows.append(
                     {**damaged, "run": run.name, "seed": index, "status": status, "path": str(run)}
                 )
@@ -139,7 +137,7 @@ def runs(directory) -> pd.DataFrame:
                         "wall_time": float(record.wall_time),
                         "selected": bool(finished and result.epoch == record.epoch),
                         "finished": finished,
-                        "fitted": (run / "fit.joblib").is_file(),
+                        "fitted": fitted,
                         "statistic": held.get("statistic_name", held["statistic"]),
                         "mu": held.get("mu"),
                         "sigma2": held.get("sigma2"),
@@ -192,16 +190,29 @@ def load_run(path, seed=None, epoch=None):
         ``epoch_`` name the distribution returned.
     """
     run = Path(path)
-    fitted = run / "fit.joblib"
+    fitted = run / FIT_FILE
     if not fitted.is_file():
+        if (run / "fit.joblib").is_file():
+            raise ValueError(
+                f"{run / 'fit.joblib'} is a fit of sklearn_epi 0.1, a pickle; reading a pickle "
+                "can run any code it holds, so sklearn_epi reads one only when asked: if you "
+                f"trust where it came from, convert the run once with sklearn_epi.convert({str(run)!r})"
+            )
         raise ValueError(
-            f"{run} holds no fit.joblib: its fit never returned (killed, or still running); "
+            f"{run} holds no {FIT_FILE}: its fit never returned (killed, or still running); "
             "fit again with the same settings to resume it"
         )
+    key = _checkpoint.key_of(run)
     try:
-        est = load(fitted)
-    except Exception as exc:  # another version's pickle
-        raise ValueError(f"cannot load {fitted}: {exc}{_written_by(run)}") from exc
+        content, header = _safe_file.load(fitted, "fit")
+    except _safe_file.NotSafeFileError as exc:
+        raise ValueError(f"cannot load {exc}{_written_by(run)}") from exc
+    if header.get("run") != key:
+        raise ValueError(
+            f"{fitted} belongs to run {header.get('run')}, not to run {key} described by "
+            f"{run / 'run.json'}: a fit from another run is never loaded as this one"
+        )
+    est = persistence.estimator_from_content(content)
     if seed is None and epoch is None:
         return est
     index = est.best_seed_ if seed is None else seed
@@ -222,22 +233,3 @@ def load_run(path, seed=None, epoch=None):
     est = copy.copy(est)
     est._select(index, record, record.iteration)
     return est
-
-
-def load(path):
-    """Read an estimator written by :meth:`EPIEstimator.save` (or by ``joblib.dump``).
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-
-    Returns
-    -------
-    EPIEstimator
-        With a :class:`~sklearn_epi.persistence.MissingStatistic` in place of
-        a statistic that could not be restored (a ``UserWarning`` says why).
-    """
-    estimator = joblib.load(path)
-    if not isinstance(estimator, EPIEstimator):
-        raise TypeError(f"{path} holds a {type(estimator).__name__}, not an EPIEstimator")
-    return estimator

@@ -25,6 +25,20 @@ def shifted(z):
     return z + 1.0
 
 
+class WritesMarker:
+    """A crafted pickle, as an attacker would send: unpickling it creates ``path``.
+
+    Harmless proof that reading a file ran code it held (the real thing would
+    run a shell command).
+    """
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
 #: The canonical tiny problem: f(z) = z on the plane, E[f] = TINY_MU,
 #: Var[f] = TINY_SIGMA2, whose maximum-entropy answer is the Gaussian
 #: N(TINY_MU, diag(TINY_SIGMA2)); a budget that converges in seconds, with one

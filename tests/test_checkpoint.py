@@ -98,8 +98,8 @@ def test_a_killed_fit_resumes_and_ends_as_an_uninterrupted_one(tmp_path, plain, 
         history = stopped["history"]
         assert history.loc[history["seed"] == 1, "epoch"].max() == 2
     # Seed 0 had ended; seed 1 had finished epoch 2 when the signal came.
-    assert load_seed(tmp_path / "run", 0)["finished"]
-    assert load_seed(tmp_path / "run", 1)["epochs"][-1].epoch == 2
+    assert load_seed(tmp_path / "run", 0, None)["finished"]
+    assert load_seed(tmp_path / "run", 1, None)["epochs"][-1].epoch == 2
 
     _, resumed = run_script(tmp_path, tmp_path / "run", "resumed")
     pd.testing.assert_frame_equal(resumed["history"], plain["history"])
@@ -128,10 +128,10 @@ def fit_quietly(est):
 
 
 def test_a_write_abandoned_by_a_kill_is_removed_when_the_run_is_opened_again(tmp_path):
-    # A kill between the temporary file and its rename left .seed-0.pkl.XXXX
+    # A kill between the temporary file and its rename left .seed-0.npz.XXXX
     # behind for good; a young one may be another process's write.
     fit_quietly(quick(tmp_path))
-    abandoned, writing = tmp_path / ".seed-0.pkl.k1ll3d", tmp_path / ".seed-0.pkl.wr1t1n"
+    abandoned, writing = tmp_path / ".seed-0.npz.k1ll3d", tmp_path / ".seed-0.npz.wr1t1n"
     abandoned.write_bytes(b"half a pickle")
     writing.write_bytes(b"half a pickle")
     hours_ago = time.time() - 2 * 3600
@@ -187,14 +187,14 @@ def test_settings_that_numpy_or_pandas_abbreviate_are_compared_by_content():
 
 
 def test_a_damaged_checkpoint_falls_back_to_the_previous_one_and_names_the_file(tmp_path):
-    save_seed(tmp_path, 0, {"finished": False, "epoch": 1})
-    save_seed(tmp_path, 0, {"finished": False, "epoch": 2})
-    (tmp_path / "seed-0.pkl").write_bytes(b"truncated")
-    with pytest.warns(RuntimeWarning, match=r"seed-0\.pkl .* unreadable; resuming from .*prev"):
-        assert load_seed(tmp_path, 0)["epoch"] == 1
-    (tmp_path / "seed-0.prev.pkl").write_bytes(b"")
-    with pytest.raises(ValueError, match=r"no readable checkpoint of seed 0: .*seed-0\.pkl"):
-        load_seed(tmp_path, 0)
+    save_seed(tmp_path, 0, {"finished": False, "epoch": 1}, "key")
+    save_seed(tmp_path, 0, {"finished": False, "epoch": 2}, "key")
+    (tmp_path / "seed-0.npz").write_bytes(b"truncated")
+    with pytest.warns(RuntimeWarning, match=r"seed-0\.npz .* unreadable; resuming from .*prev"):
+        assert load_seed(tmp_path, 0, "key")["epoch"] == 1
+    (tmp_path / "seed-0.prev.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no readable checkpoint of seed 0: .*seed-0\.npz"):
+        load_seed(tmp_path, 0, "key")
 
 
 def test_checkpoint_must_be_a_directory_path(tmp_path):
@@ -237,10 +237,10 @@ def test_max_time_stops_between_epochs_and_a_checkpointed_fit_goes_on(tmp_path):
     stopped = fit_seed(spec(callbacks=(jump_after_epoch_2,), **timed, **clock), seed=7)
     assert stopped.status == "out of time" and stopped.interrupted
     assert stopped.message == "stopped by max_time after epoch 2"
-    assert stopped.history["epoch"].max() == 2 and not load_seed(tmp_path, 0)["finished"]
+    assert stopped.history["epoch"].max() == 2 and not load_seed(tmp_path, 0, None)["finished"]
     ahead[0] = 0.0
     resumed = fit_seed(spec(**timed, **clock), seed=7)
-    assert resumed.status == plain.status and load_seed(tmp_path, 0)["finished"]
+    assert resumed.status == plain.status and load_seed(tmp_path, 0, None)["finished"]
     pd.testing.assert_frame_equal(resumed.history, plain.history)
 
 

@@ -53,7 +53,7 @@ def test_fit_writes_estimator_tables_figures_and_a_self_contained_report(tmp_pat
     assert code in (EXIT_CONVERGED, EXIT_NOT_CONVERGED)
     result = json.loads((out / "result.json").read_text())
     assert result["converged"] == (code == EXIT_CONVERGED)
-    est = load(out / "fit.joblib")
+    est = load(out / "fit.npz")
     assert est.entropy_ == result["entropy"] and list(est.param_names_)[:2] == ["a11", "a12"]
     assert (out / "history.csv").read_text().startswith("seed,epoch,iteration,phase")
     assert {p.name for p in (out / "figures").iterdir()} == {
@@ -118,14 +118,14 @@ def test_job_array_tasks_fit_one_seed_each_and_the_plain_command_merges_them(tmp
         code = main(["fit", config, "--out", str(out), "--seed-index", str(index)])
         assert code in (EXIT_CONVERGED, EXIT_NOT_CONVERGED)
         assert capsys.readouterr().out.startswith(f"seed {index}: converged=")
-    assert not (out / "fit.joblib").exists()  # no partial fit is written as the result
+    assert not (out / "fit.npz").exists()  # no partial fit is written as the result
 
     # A seed fitted by an array task is loaded, not fitted again: the merged
     # fit reports the task's own wall time for it.
-    tasks = [load_seed(out / "checkpoint", index)["result"].wall_time for index in (0, 1)]
+    tasks = [load_seed(out / "checkpoint", index, None)["result"].wall_time for index in (0, 1)]
     code = main(["fit", config, "--out", str(out)])
     assert code in (EXIT_CONVERGED, EXIT_NOT_CONVERGED)
-    est = load(out / "fit.joblib")
+    est = load(out / "fit.npz")
     assert sorted(est.seeds_["seed"]) == [0, 1] and not est.seeds_["failed"].any()
     assert est.seeds_.sort_values("seed")["wall_time"].tolist() == tasks
     assert main(["fit", config, "--out", str(out), "--seed-index", "2"]) == EXIT_CONFIG

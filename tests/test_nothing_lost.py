@@ -155,15 +155,15 @@ def small_fit():
 
 
 def test_save_that_fails_leaves_the_previous_file_intact(small_fit, tmp_path):
-    path = tmp_path / "fit.joblib"
+    path = tmp_path / "fit.npz"
     small_fit.save(path)
     before = path.read_bytes()
     broken = pickle.loads(pickle.dumps(small_fit))
-    broken.lock_ = threading.Lock()  # cannot be pickled at all
-    with pytest.raises(TypeError, match="lock"):
+    broken.lock_ = threading.Lock()  # not data: the safe format cannot hold it
+    with pytest.raises(TypeError, match=r"fit\['lock_'\]: a _thread.lock cannot be saved"):
         broken.save(path)
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["fit.joblib"]  # no temporary left
+    assert [p.name for p in tmp_path.iterdir()] == ["fit.npz"]  # no temporary left
     np.testing.assert_array_equal(
         sklearn_epi.load(path).sample(5, random_state=0), small_fit.sample(5, random_state=0)
     )
@@ -181,8 +181,10 @@ def test_an_unpicklable_statistic_is_saved_without_its_code(small_fit, tmp_path)
         loaded.score([0.0, 0.0])
 
 
-def test_a_fit_made_in_a_scripts_main_loads_in_another_script(tmp_path):
-    path = tmp_path / "fit.joblib"
+def test_a_fit_made_in_a_scripts_main_loads_in_another_script_without_its_code(tmp_path):
+    # The safe format never holds code: a statistic defined in __main__ is
+    # saved by name, with a warning, and set back after loading.
+    path = tmp_path / "fit.npz"
     make = f"""
 import numpy as np, tensorflow as tf
 from sklearn_epi import ALParams, EPIEstimator
@@ -195,15 +197,21 @@ est.fit([0.0]).save({str(path)!r})
     use = f"""
 import sklearn_epi, numpy as np
 est = sklearn_epi.load({str(path)!r})
-print(float(est.statistic(np.array([[0.25]], dtype="float32"))[0, 0]))
+print(est.statistic)
 print(est.sample(3, random_state=0).shape)
+est.set_params(statistic=lambda z: 2.0 * z)
+print(est.score([0.0]) > -np.inf or est.score([0.0]) == -np.inf)
 """
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    subprocess.run([sys.executable, "-c", make], check=True, capture_output=True, env=env)
+    made = subprocess.run(
+        [sys.executable, "-c", make], check=True, capture_output=True, text=True, env=env
+    )
+    assert "'my_stat' is saved by name only" in made.stderr
+    assert "defined in the script that saved the fit (__main__)" in made.stderr
     out = subprocess.run(
         [sys.executable, "-c", use], check=True, capture_output=True, text=True, env=env
     )
-    assert out.stdout.split("\n")[:2] == ["0.5", "(3, 1)"]
+    assert out.stdout.split("\n")[:3] == ["MissingStatistic('my_stat')", "(3, 1)", "True"]
 
 
 def test_a_statistic_that_cannot_reach_workers_is_refused_with_the_fix():
@@ -354,7 +362,7 @@ def test_queries_in_chunks_give_the_same_answers(small_fit):
 
 
 def test_a_large_sample_stays_within_working_memory(small_fit, tmp_path):
-    path = small_fit.save(tmp_path / "fit.joblib")
+    path = small_fit.save(tmp_path / "fit.npz")
     script = f"""
 import resource, sklearn, sklearn_epi
 est = sklearn_epi.load({str(path)!r})

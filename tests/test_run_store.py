@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import shifted
+from conftest import WritesMarker, shifted
 from sklearn.base import clone
 
 from sklearn_epi import ALParams, EPIEstimator, EpochCallback, RunStore, load_run, runs
@@ -108,17 +108,20 @@ def test_load_run_returns_the_fit_or_any_epoch_of_it(stored):
         load_run(path, seed=5, epoch=1)
 
 
-def test_a_checkpoint_of_another_format_names_the_version_that_wrote_it(tmp_path):
+def test_a_checkpoint_of_another_version_is_listed_with_what_to_do_and_never_unpickled(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    (run / "run.json").write_text('{"sklearn_epi": "0.0.7", "tensorflow": "2.15.0", "format": 0}')
+    (run / "run.json").write_text('{"sklearn_epi": "0.1.0", "tensorflow": "2.15.0", "format": 1}')
+    marker = tmp_path / "marker"
     with open(run / "seed-0.pkl", "wb") as f:
-        pickle.dump({"format": 0, "finished": False}, f)
+        pickle.dump(WritesMarker(marker), f)
     [status] = runs(run)["status"]
-    assert re.match(r"unreadable: .*seed-0\.pkl: .*", status)
-    assert re.search(r"written by sklearn_epi 0\.0\.7 with TensorFlow 2\.15", status)
-    with pytest.raises(ValueError, match="holds no fit.joblib: its fit never returned"):
+    assert re.match(r"unreadable: .*seed-0\.pkl: .*a checkpoint of sklearn_epi 0\.1, a pickle", status)
+    assert "sklearn_epi.convert(" in status
+    assert re.search(r"written by sklearn_epi 0\.1\.0 with TensorFlow 2\.15", status)
+    with pytest.raises(ValueError, match="holds no fit.npz: its fit never returned"):
         load_run(run)
+    assert not marker.exists()
 
 
 def test_one_damaged_run_or_seed_is_a_row_and_every_other_run_is_listed(stored, tmp_path):
@@ -129,8 +132,8 @@ def test_one_damaged_run_or_seed_is_a_row_and_every_other_run_is_listed(stored, 
         shutil.copytree(first.checkpoint_dir_, tmp_path / name)
     (tmp_path / "corrupt" / "run.json").write_text('{"statistic": ')
     (tmp_path / "list" / "run.json").write_text("[1, 2]")
-    for file in ("seed-1.pkl", "seed-1.prev.pkl"):
-        (tmp_path / "seed" / file).write_bytes(b"not a pickle")
+    for file in ("seed-1.npz", "seed-1.prev.npz"):
+        (tmp_path / "seed" / file).write_bytes(b"not a checkpoint")
     table = runs(tmp_path)
     status = table.groupby("run")["status"].unique()
     assert list(status["good"]) == ["ok"] and table["run"].nunique() == 4
@@ -139,7 +142,7 @@ def test_one_damaged_run_or_seed_is_a_row_and_every_other_run_is_listed(stored, 
     assert re.match(r"unreadable: .*list/run\.json: a JSON list", status["list"][0])
     damaged = table[(table["run"] == "seed") & (table["seed"] == 1)]
     assert len(damaged) == 1 and re.match(
-        r"unreadable: .*seed/seed-1\.pkl", damaged["status"].iloc[0]
+        r"unreadable: .*seed/seed-1\.npz", damaged["status"].iloc[0]
     )
     # Seed 0 of that run is listed epoch by epoch, as in the good copy.
     seed_0 = table[(table["run"] == "seed") & (table["seed"] == 0)]

@@ -150,14 +150,18 @@ def test_pickle_round_trip_keeps_every_query(lds_fit):
     pd.testing.assert_frame_equal(loaded.history_, lds_fit.history_)
 
 
-def test_joblib_dump_loads_identically_in_a_fresh_process(lds_fit, tmp_path):
-    path = tmp_path / "fit.joblib"
-    joblib.dump(lds_fit, path)
+@pytest.mark.parametrize("how", ["save", "joblib.dump"])
+def test_a_saved_fit_loads_identically_in_a_fresh_process(lds_fit, tmp_path, how):
+    path = tmp_path / "fit.npz"
+    if how == "save":
+        lds_fit.save(path)
+    else:  # a pickle, read only with the opt-in
+        joblib.dump(lds_fit, path)
     Z = lds_fit.sample(10, random_state=3)
     np.save(tmp_path / "Z.npy", Z)
     script = f"""
-import joblib, numpy as np
-est = joblib.load({str(path)!r})
+import sklearn_epi, numpy as np
+est = sklearn_epi.load({str(path)!r}, trusted={how != "save"})
 Z = np.load({str(tmp_path / "Z.npy")!r})
 np.save({str(tmp_path / "logq.npy")!r}, est.score_samples(Z))
 np.save({str(tmp_path / "hess.npy")!r}, est.hessian(Z))
