@@ -1,7 +1,7 @@
 """Fit the EPI distributions of rapid task switching in the SC model's two regimes.
 
 Run from the repository root (``python examples/fit_sc.py``); it writes
-``examples/data/sc_high_sW.joblib`` and ``examples/data/sc_low_sW.joblib``,
+``examples/data/sc_high_sW.npz`` and ``examples/data/sc_low_sW.npz``,
 which ``plot_sc_task_switching.py`` loads. Settings follow the paper
 (Methods, "EPI details for the SC model": real NVP with three coupling
 stages of 2 x 50 units, support [-5, 5]^4, beta = 2, batch 100, 200 trials
@@ -47,7 +47,6 @@ import argparse
 import time
 from pathlib import Path
 
-import joblib
 import numpy as np
 import tensorflow as tf
 
@@ -123,9 +122,9 @@ def closest(kept, accuracy, std=0.1):
 kept, accuracy = brute_force()
 args.out.mkdir(parents=True, exist_ok=True)
 for name, below in {"high_sW": None, "low_sW": -1.0}.items():
-    path = args.out / f"sc_{name}.joblib"
+    path = args.out / f"sc_{name}.npz"
     start = closest(kept if below is None else kept[kept[:, 0] < below], accuracy)
     print(f"{name}: initial Gaussian N({start.round(2)}, 0.1^2)")
     checkpoint = None if args.checkpoint is None else args.checkpoint / name
-    joblib.dump(fit({"mean": start, "std": 0.1}, checkpoint), path)
+    fit({"mean": start, "std": 0.1}, checkpoint).save(path)
     print(f"saved {path} ({path.stat().st_size / 1e3:.0f} kB)")

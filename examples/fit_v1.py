@@ -1,7 +1,7 @@
 """Fit the EPI distributions of 5 Hz and 10 Hz E-population variability in V1.
 
 Run from the repository root (``python examples/fit_v1.py``); it writes
-``examples/data/v1_5hz.joblib`` and ``examples/data/v1_10hz.joblib``, which
+``examples/data/v1_5hz.npz`` and ``examples/data/v1_10hz.npz``, which
 ``plot_v1_variability.py`` loads. Settings follow the paper (Methods, "EPI
 details for the V1 model": real NVP with three coupling stages of 2 x 50
 units, support [0, 0.5]^4, c0 = 0.1, beta = 2, batch 100, N_test = 100,
@@ -16,8 +16,6 @@ benchmarks --sections simulators``), a fit about 20 minutes. With
 import argparse
 import time
 from pathlib import Path
-
-import joblib
 
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi.circuits import (
@@ -57,4 +55,4 @@ for label, mu in (("5hz", V1_MU_5HZ), ("10hz", V1_MU_10HZ)):
         f"{label}: wall time {time.perf_counter() - start:.0f} s; converged={est.converged_} "
         f"at epoch {est.epoch_}; entropy={est.entropy_:.3f} nats; p-values={est.pvalues_}"
     )
-    joblib.dump(est, DATA / f"v1_{label}.joblib")
+    est.save(DATA / f"v1_{label}.npz")

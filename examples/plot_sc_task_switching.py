@@ -33,10 +33,10 @@ trials, so the fits (31 minutes each on one CPU thread) are loaded.
 # -----------------
 from pathlib import Path
 
-import joblib
 import matplotlib.pyplot as plt
 import numpy as np
 
+import sklearn_epi
 from sklearn_epi.analysis import find_mode, sensitivity
 from sklearn_epi.circuits import SC_EIGENMODES, SC_MU, SC_SIGMA2, sc_task_accuracy
 
@@ -45,8 +45,8 @@ try:
 except NameError:  # sphinx-gallery executes the file without __file__
     here = Path("examples").resolve() if Path("examples").is_dir() else Path.cwd()
 fits = {
-    "high sW": joblib.load(here / "data" / "sc_high_sW.joblib"),
-    "low sW": joblib.load(here / "data" / "sc_low_sW.joblib"),
+    "high sW": sklearn_epi.load(here / "data" / "sc_high_sW.npz"),
+    "low sW": sklearn_epi.load(here / "data" / "sc_low_sW.npz"),
 }
 samples = {}
 for label, est in fits.items():

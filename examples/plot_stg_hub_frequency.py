@@ -31,10 +31,10 @@ direction mostly along :math:`g_{synA}` and the robust one mostly along
 # ----------------------------
 from pathlib import Path
 
-import joblib
 import matplotlib.pyplot as plt
 import numpy as np
 
+import sklearn_epi
 from sklearn_epi.analysis import find_mode, sensitivity
 from sklearn_epi.circuits import STG_MU, STG_SIGMA2, stg_simulate
 
@@ -42,7 +42,7 @@ try:
     here = Path(__file__).resolve().parent
 except NameError:  # sphinx-gallery executes the file without __file__
     here = Path("examples").resolve() if Path("examples").is_dir() else Path.cwd()
-est = joblib.load(here / "data" / "stg_hub_frequency.joblib")
+est = sklearn_epi.load(here / "data" / "stg_hub_frequency.npz")
 print(
     f"fit: converged {est.converged_} at epoch {est.epoch_}, {est.n_iter_} iterations, "
     f"{est.fit_time_:.0f} s; entropy {est.entropy_:.2f} nats; p-values {est.pvalues_.round(3)}"

@@ -27,11 +27,11 @@ so the two fits (about 20 minutes each on 2 CPU cores) are loaded from
 # ---------------------------------
 from pathlib import Path
 
-import joblib
 import matplotlib.pyplot as plt
 import numpy as np
 from scipy import stats
 
+import sklearn_epi
 from sklearn_epi.analysis import find_mode, sensitivity
 from sklearn_epi.circuits import V1_MU_5HZ, V1_MU_10HZ, V1_SIGMA2
 
@@ -40,8 +40,8 @@ try:
 except NameError:  # sphinx-gallery executes the file without __file__
     here = Path("examples").resolve() if Path("examples").is_dir() else Path.cwd()
 fits = {
-    "5 Hz": (joblib.load(here / "data" / "v1_5hz.joblib"), V1_MU_5HZ[0]),
-    "10 Hz": (joblib.load(here / "data" / "v1_10hz.joblib"), V1_MU_10HZ[0]),
+    "5 Hz": (sklearn_epi.load(here / "data" / "v1_5hz.npz"), V1_MU_5HZ[0]),
+    "10 Hz": (sklearn_epi.load(here / "data" / "v1_10hz.npz"), V1_MU_10HZ[0]),
 }
 samples = {}
 for label, (est, _) in fits.items():

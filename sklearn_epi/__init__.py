@@ -17,8 +17,8 @@ from ._al_params import ALParams  # noqa: E402
 from ._reporting import EpochCallback  # noqa: E402
 from .estimator import EPIEstimator  # noqa: E402
 from .flows import MAF, RealNVP  # noqa: E402
-from .property import EmergentProperty  # noqa: E402
 from .persistence import convert, load  # noqa: E402
+from .property import EmergentProperty  # noqa: E402
 from .run_store import RunStore, load_run, runs  # noqa: E402
 
 __all__ = [

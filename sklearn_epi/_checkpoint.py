@@ -200,7 +200,9 @@ def seed_file(directory, index: int, suffix: str = ".npz") -> Path:
 
 def seed_indices(run) -> list:
     """The indices of the seeds a run holds (``seed-<i>.npz``, or 0.1's ``.pkl``), in order."""
-    stems = {p.stem[len("seed-") :] for p in Path(run).glob("seed-*.*") if p.suffix in (".npz", ".pkl")}
+    stems = {
+        p.stem[len("seed-") :] for p in Path(run).glob("seed-*.*") if p.suffix in (".npz", ".pkl")
+    }
     # seed-<i>.prev.npz is the fallback of load_seed, not a seed of its own.
     return sorted(int(stem) for stem in stems if stem.isdigit())
 
@@ -418,14 +420,15 @@ def save_fit(est, directory, run: str) -> None:
         )
 
 
-
 def convert_pickles(directory: Path) -> list:
     """Rewrite the pickled checkpoints and fits of 0.1 in a run, or in every run of a store."""
     from . import persistence
 
     written = []
-    runs = [directory] if (directory / "run.json").is_file() else sorted(
-        p for p in directory.iterdir() if (p / "run.json").is_file()
+    runs = (
+        [directory]
+        if (directory / "run.json").is_file()
+        else sorted(p for p in directory.iterdir() if (p / "run.json").is_file())
     )
     if not runs:
         raise ValueError(f"{directory} holds no run (no run.json in it or its sub-directories)")
@@ -441,7 +444,9 @@ def convert_pickles(directory: Path) -> list:
             pickled.unlink()
             written.append(target)
         if (run / "fit.joblib").is_file():
-            target = persistence.save(persistence.load(run / "fit.joblib", trusted=True), run / FIT_FILE, run=key)
+            target = persistence.save(
+                persistence.load(run / "fit.joblib", trusted=True), run / FIT_FILE, run=key
+            )
             (run / "fit.joblib").unlink()
             written.append(target)
     return written

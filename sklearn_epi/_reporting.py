@@ -229,6 +229,32 @@ def root_cause(exc) -> str:
     return f"{type(exc).__name__}: {first}"
 
 
+#: What to do about a statistic that is not finite on part of the support.
+STATISTIC_ADVICE = (
+    ": the statistic is undefined on part of the support; make it finite there "
+    "(e.g. guard a log or sqrt) or tighten the bounds"
+)
+
+
+def _undefined_statistic(z, column, value, spec) -> tuple[str, dict]:
+    """``"statistic 'x' (nan)"`` and the point ``z`` in parameter names."""
+    example = {k: float(f"{v:.4g}") for k, v in zip(spec.support.names, z)}
+    return f"statistic {spec.prop.statistic_names[column]!r} ({value})", example
+
+
+def training_cause(bad_z, bad_f, spec) -> tuple[str, str]:
+    """``(what, advice)`` for a training chunk that went non-finite (see :func:`non_finite_cause`).
+
+    ``bad_z``, ``bad_f`` are the trainer's culprit: the first sampled point
+    where the statistic was not finite, NaN when there was none.
+    """
+    if np.all(np.isfinite(bad_z)):
+        column = int(np.argmax(~np.isfinite(bad_f)))
+        name, example = _undefined_statistic(bad_z, column, bad_f[column], spec)
+        return f"{name} at a training sample, z = {example},", STATISTIC_ADVICE
+    return "loss or gradient", OPTIMISER_ADVICE
+
+
 def non_finite_cause(z, T, log_q, spec) -> tuple[str, str]:
     """What is non-finite on the test samples, how often and where; and what to do.
 
@@ -242,12 +268,7 @@ def non_finite_cause(z, T, log_q, spec) -> tuple[str, str]:
     if bad_f.any():
         column = int(np.argmax(bad_f.sum(axis=0)))
         rows = np.flatnonzero(bad_f[:, column])
-        example = {k: float(f"{v:.4g}") for k, v in zip(spec.support.names, z[rows[0]])}
-        return (
-            f"statistic {spec.prop.statistic_names[column]!r} ({T[rows[0], column]}) at "
-            f"{len(rows)} of {n} test samples, e.g. z = {example},",
-            ": the statistic is undefined on part of the support; make it finite there "
-            "(e.g. guard a log or sqrt) or tighten the bounds",
-        )
+        name, example = _undefined_statistic(z[rows[0]], column, T[rows[0], column], spec)
+        return f"{name} at {len(rows)} of {n} test samples, e.g. z = {example},", STATISTIC_ADVICE
     rows = np.flatnonzero(~np.isfinite(log_q) | ~np.isfinite(T).all(axis=1))
     return f"log density or squared deviation at {len(rows)} of {n} test samples", OPTIMISER_ADVICE

@@ -110,7 +110,9 @@ class _Encoder:
         if isinstance(value, dict):
             if all(isinstance(k, str) for k in value) and _TAG not in value:
                 return {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}
-            pairs = [[self.encode(k, where), self.encode(v, f"{where}[{k!r}]")] for k, v in value.items()]
+            pairs = [
+                [self.encode(k, where), self.encode(v, f"{where}[{k!r}]")] for k, v in value.items()
+            ]
             return {_TAG: "dict", "items": pairs}
         if isinstance(value, PurePath):
             return {_TAG: "path", "value": str(value)}
@@ -118,15 +120,18 @@ class _Encoder:
             return {
                 _TAG: "DataFrame",
                 "columns": self.column(pd.Series(value.columns), f"{where}.columns"),
-                "data": [self.column(value.iloc[:, i], f"{where}[{c!r}]") for i, c in enumerate(value.columns)],
-                "index": self.column(pd.Series(value.index), f"{where}.index"),
+                "data": [
+                    self.column(value.iloc[:, i], f"{where}[{c!r}]")
+                    for i, c in enumerate(value.columns)
+                ],
+                "index": self.index(value.index, where),
             }
         if isinstance(value, pd.Series):
             return {
                 _TAG: "Series",
                 "name": self.encode(value.name, where),
                 "data": self.column(value, where),
-                "index": self.column(pd.Series(value.index), f"{where}.index"),
+                "index": self.index(value.index, where),
             }
         if isinstance(value, np.random.RandomState):
             return {_TAG: "RandomState", "state": self.encode(value.get_state(legacy=False), where)}
@@ -147,6 +152,11 @@ class _Encoder:
             "in the safe format (it holds only data: numbers, strings, arrays, DataFrames)"
         )
 
+    def index(self, index: pd.Index, where: str) -> dict:
+        if isinstance(index, pd.RangeIndex):
+            return {_TAG: "range", "start": index.start, "stop": index.stop, "step": index.step}
+        return self.column(pd.Series(index), f"{where}.index")
+
     def column(self, series: pd.Series, where: str) -> dict:
         """A DataFrame column or index, with its pandas dtype."""
         dtype = series.dtype
@@ -158,7 +168,11 @@ class _Encoder:
                 "ordered": bool(dtype.ordered),
             }
         if isinstance(dtype, np.dtype) and dtype.kind in "biufc":
-            return {_TAG: "column", "dtype": str(dtype), "values": self.array(series.to_numpy(), where)}
+            return {
+                _TAG: "column",
+                "dtype": str(dtype),
+                "values": self.array(series.to_numpy(), where),
+            }
         if isinstance(series.array, pd.api.extensions.ExtensionArray) and isinstance(
             getattr(dtype, "numpy_dtype", None), np.dtype
         ):  # nullable Int64, boolean, Float64
@@ -207,12 +221,14 @@ class _Decoder:
         if tag == "DataFrame":
             columns = pd.Index(self.column(value["columns"]))
             data = {i: self.column(c) for i, c in enumerate(value["data"])}
-            frame = pd.DataFrame(data, index=pd.Index(self.column(value["index"])))
+            frame = pd.DataFrame(data, index=self.index(value["index"]), copy=False)
             frame.columns = columns
             return frame
         if tag == "Series":
-            index = pd.Index(self.column(value["index"]))
-            return pd.Series(self.column(value["data"]), index=index, name=self.decode(value["name"]))
+            index = self.index(value["index"])
+            return pd.Series(
+                self.column(value["data"]), index=index, name=self.decode(value["name"])
+            )
         if tag == "RandomState":
             rng = np.random.RandomState()
             rng.set_state(self.decode(value["state"]))
@@ -231,18 +247,29 @@ class _Decoder:
             return obj
         raise NotSafeFileError(f"unknown entry type {tag!r}")
 
-    def column(self, value) -> pd.Series:
+    def index(self, value) -> pd.Index:
+        if value[_TAG] == "range":
+            return pd.RangeIndex(value["start"], value["stop"], value["step"])
+        return pd.Index(self.column(value))
+
+    def column(self, value):
+        """A column's values as an array (NumPy or pandas), without an index to align on."""
         if value[_TAG] == "categorical":
             categories = self.column(value["categories"])
             codes = self.decode(value["codes"])
-            return pd.Series(pd.Categorical.from_codes(codes, categories, ordered=value["ordered"]))
+            return pd.Categorical.from_codes(codes, categories, ordered=value["ordered"])
         if "values" in value:
             values = self.decode(value["values"])
-            if "mask" in value:
-                values = np.where(self.decode(value["mask"]), None, values.astype(object))
-            return pd.Series(values).astype(value["dtype"])
+            if "mask" not in value:
+                return values  # a NumPy column: as it was
+            values = np.where(self.decode(value["mask"]), None, values.astype(object))
+            return pd.array(values, dtype=value["dtype"])
         items = [self.decode(x) for x in value["items"]]
-        return pd.Series(items, dtype=value["dtype"])
+        if value["dtype"] == "object":
+            out = np.empty(len(items), dtype=object)
+            out[:] = items
+            return out
+        return pd.array(items, dtype=value["dtype"])
 
 
 def _hashable(key):
@@ -253,20 +280,22 @@ def dumps(content, header: dict) -> bytes:
     """The bytes of a file holding ``content`` (see the module's docstring)."""
     encoder = _Encoder()
     tree = encoder.encode(content)
+    # Arrays of one dtype go back to back into one member: a checkpoint holds
+    # hundreds of small weight arrays, and one .npy each would dominate its size.
     groups, refs = {}, []
     for array in encoder.arrays:
-        key = array.dtype.str
-        group = groups.setdefault(key, [])
-        offset = sum(a.size for a in group)
+        group = groups.setdefault(array.dtype.str, [])
+        refs.append(
+            [list(groups).index(array.dtype.str), sum(a.size for a in group), list(array.shape)]
+        )
         group.append(array)
-        refs.append([key, offset, list(array.shape)])
     document = {"sklearn_epi": {"format": FORMAT, **header}, "arrays": refs, "content": tree}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         archive.writestr(_CONTENT, json.dumps(document, allow_nan=True))
-        for i, (key, group) in enumerate(groups.items()):
-            flat = np.concatenate([a.ravel() for a in group]) if group else np.empty(0)
-            with archive.open(f"{i}.npy", "w") as f:
+        for member, group in enumerate(groups.values()):
+            with archive.open(f"{member}.npy", "w") as f:
+                flat = np.concatenate([a.ravel() for a in group])
                 np.lib.format.write_array(f, flat, allow_pickle=False)
     return buffer.getvalue()
 
@@ -282,7 +311,9 @@ def read_header(archive: zipfile.ZipFile, path) -> dict:
         document = json.loads(archive.read(_CONTENT))
         header = document["sklearn_epi"]
     except (KeyError, ValueError, TypeError) as exc:
-        raise NotSafeFileError(f"{path} is a ZIP archive but not a sklearn_epi file ({exc})") from exc
+        raise NotSafeFileError(
+            f"{path} is a ZIP archive but not a sklearn_epi file ({exc})"
+        ) from exc
     return document, header
 
 
@@ -296,29 +327,34 @@ def load(path, kind: str) -> tuple:
         a damaged or truncated one), naming it.
     """
     path = Path(path)
-    if not is_safe_file(path):
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise NotSafeFileError(f"{path} cannot be read ({exc})") from exc
+    return loads(data, kind, path)
+
+
+def loads(data: bytes, kind: str, path="<bytes>") -> tuple:
+    """:func:`load` of a file's bytes; ``path`` names it in errors."""
+    if data[:4] != _MAGIC:
         raise NotSafeFileError(f"{path} is not a file in sklearn_epi's safe format")
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             document, header = read_header(archive, path)
             if header.get("kind") != kind:
-                raise NotSafeFileError(
-                    f"{path} holds a {header.get('kind')!r}, not a {kind!r}"
-                )
+                raise NotSafeFileError(f"{path} holds a {header.get('kind')!r}, not a {kind!r}")
             if header.get("format") != FORMAT:
                 raise NotSafeFileError(
-                    f"{path} is in file format {header.get('format')!r}; this version reads {FORMAT}"
+                    f"{path} is in file format {header.get('format')!r}; "
+                    f"this version reads {FORMAT}"
                 )
-            flats = {}
-            arrays = []
-            names = {}
-            for key, offset, shape in document["arrays"]:
-                if key not in names:
-                    names[key] = len(names)
-                    with archive.open(f"{names[key]}.npy") as f:
-                        flats[key] = np.lib.format.read_array(f, allow_pickle=False)
+            flats, arrays = {}, []
+            for member, offset, shape in document["arrays"]:
+                if member not in flats:
+                    with archive.open(f"{int(member)}.npy") as f:
+                        flats[member] = np.lib.format.read_array(f, allow_pickle=False)
                 size = int(np.prod(shape, dtype=np.int64))
-                arrays.append(flats[key][offset : offset + size].reshape(tuple(shape)))
+                arrays.append(flats[member][offset : offset + size].reshape(tuple(shape)))
             content = _Decoder(arrays).decode(document["content"])
     except NotSafeFileError:
         raise
@@ -366,17 +402,21 @@ def reference(obj) -> str | None:
 
 
 def resolve(name: str):
-    """The object ``"module:qualname"`` names, importing its module; an ``ImportError`` otherwise."""
+    """The object ``"module:qualname"`` names, importing its module (else an ``ImportError``)."""
     module_name, _, qualname = name.partition(":")
-    if not module_name or not qualname or not all(
-        part.isidentifier() for part in (*module_name.split("."), *qualname.split("."))
+    if (
+        not module_name
+        or not qualname
+        or not all(part.isidentifier() for part in (*module_name.split("."), *qualname.split(".")))
     ):
         raise ImportError(f"{name!r} is not an importable name (module:qualname)")
     top = module_name.partition(".")[0]
     if top in sys.stdlib_module_names or top == "builtins":
         # A statistic is a TensorFlow function, never the standard library's:
         # a file naming os:system, or a module that acts on import, is refused.
-        raise ImportError(f"{name!r} is in Python's standard library, which a saved fit never names")
+        raise ImportError(
+            f"{name!r} is in Python's standard library, which a saved fit never names"
+        )
     obj = importlib.import_module(module_name)
     for part in qualname.split("."):
         try:

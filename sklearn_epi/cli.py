@@ -4,7 +4,10 @@
 checkpoint in the output directory, so that the same command run again after
 a kill or a job's time limit continues where the fit stopped. The output
 directory then holds the fitted estimator (``fit.npz``, for
-:func:`sklearn_epi.load`), ``history.csv``, ``seeds.csv``, ``result.json``,
+:func:`sklearn_epi.load`), ``history.csv``, ``seeds.csv``, ``result.json``
+(status, entropy, selected seed and epoch, p-values, ``seed_time``: the
+seeds' seconds over every invocation of a resumed fit, and
+``invocation_time``: the last command's),
 the figures (history, pairplot, predictive check) and ``report.html``, a
 self-contained page (figures embedded) to open from a cluster's file
 browser. ``sklearn-epi report <directory>`` rebuilds figures and report from
@@ -54,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import difflib
 import html
 import importlib
@@ -151,13 +155,28 @@ def _resolve(reference, what):
 
 
 def _build_estimator(config, directory):
-    """The :class:`~sklearn_epi.EPIEstimator` and the ``(mu, sigma2)`` a configuration describes."""
+    """The :class:`~sklearn_epi.EPIEstimator` and the ``(mu, sigma2)`` a configuration describes.
+
+    Every value is checked here, before TensorFlow starts, and an error
+    names its section and key.
+    """
+    from sklearn.utils._param_validation import (
+        InvalidParameterError,
+        validate_parameter_constraints,
+    )
+
     from . import MAF, ALParams, EPIEstimator, RealNVP
+    from ._validation import _check_targets
+    from .support import parse_bounds
 
     model, prop = config["model"], config["property"]
     statistic = _resolve(model["statistic"], "[model] statistic")
     if "arguments" in model:
-        statistic = statistic(**model["arguments"])
+        arguments = model["arguments"]
+        if not isinstance(arguments, dict):
+            raise ConfigError(f"[model] arguments must be a table, {{N = 10}}; got {arguments!r}")
+        with _naming("[model] arguments:"):
+            statistic = statistic(**arguments)
     flow_params = dict(config.get("flow", {}))
     flow_type = {"realnvp": RealNVP, "maf": MAF}.get(
         str(flow_params.pop("type", "RealNVP")).lower()
@@ -172,20 +191,54 @@ def _build_estimator(config, directory):
         if key in fit:
             raise ConfigError(f"[fit] {key} is set elsewhere in the configuration")
     _check_keys("fit", fit, [k for k in EPIEstimator._get_param_names() if k not in reserved])
-    try:
-        est = EPIEstimator(
-            statistic,
-            _resolve(model["bounds"], "[model] bounds"),
-            flow=flow_type(**flow_params),
-            al_params=ALParams(**config.get("al_params", {})),
-            checkpoint=str(Path(directory) / "checkpoint"),
-            **fit,
-        )
-    except TypeError as exc:  # an unknown parameter name
-        raise ConfigError(f"{exc}") from exc
+    for key, value in fit.items():
+        try:
+            validate_parameter_constraints(
+                {key: EPIEstimator._parameter_constraints[key]}, {key: value}, "EPIEstimator"
+            )
+        except InvalidParameterError as exc:
+            raise ConfigError(f"[fit] {key}: {exc}") from exc
+    directory_value = config.get("output", {}).get("directory", "")
+    if not isinstance(directory_value, str):
+        raise ConfigError(f"[output] directory must be a string; got {directory_value!r}")
+    with _naming("[flow]", "flow."):
+        flow = flow_type(**flow_params)
+        flow._validate()
+    with _naming("[al_params]", "al_params."):
+        al_params = ALParams(**config.get("al_params", {}))
+        al_params._validate()
+    bounds = _resolve(model["bounds"], "[model] bounds")
+    with _naming("[model]"):
+        parse_bounds(bounds)
     mu = _resolve(prop["mu"], "[property] mu")
     sigma2 = _resolve(prop["sigma2"], "[property] sigma2") if "sigma2" in prop else None
+    with _naming("[property]"):
+        _check_targets(mu, sigma2)
+    est = EPIEstimator(
+        statistic,
+        bounds,
+        flow=flow,
+        al_params=al_params,
+        checkpoint=str(Path(directory) / "checkpoint"),
+        **fit,
+    )
     return est, mu, sigma2
+
+
+@contextlib.contextmanager
+def _naming(section, prefix=None):
+    """Turn a ``ValueError`` or ``TypeError`` of a configured value into one naming its key.
+
+    The message follows ``section``; ``prefix`` (``"flow."``) is dropped
+    from its start, since the section says it.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        if prefix is not None:
+            message = message.removeprefix(prefix)
+        raise ConfigError(f"{section} {message}") from exc
 
 
 def _fit_command(config_path, directory=None, max_time=None, seed_index=None) -> int:
@@ -270,7 +323,10 @@ def _write_outputs(est, directory, status) -> None:
         "entropy_se": float(est.entropy_se_),
         "best_seed": int(est.best_seed_),
         "epoch": int(est.epoch_),
-        "fit_time": float(est.fit_time_),
+        # A resumed fit ran over several invocations: the seeds' own times
+        # cover all of them, this command's wall time only the last.
+        "seed_time": float(est.seeds_["wall_time"].sum()),
+        "invocation_time": float(est.fit_time_),
         "pvalues": dict(zip(est.property_.constraint_names, map(float, est.pvalues_))),
     }
     (directory / "result.json").write_text(json.dumps(result, indent=2))
@@ -350,8 +406,8 @@ def _report_command(directory) -> int:
             raise ConfigError(
                 f"{directory / 'fit.joblib'} is a fit of sklearn_epi 0.1, a pickle, which can "
                 "run any code it holds; if you trust where it came from, convert it once with "
-                f"python -c \"import sklearn_epi; sklearn_epi.convert('{directory / 'fit.joblib'}')\" "
-                "and rename it fit.npz"
+                'python -c "import sklearn_epi; '
+                f"sklearn_epi.convert('{directory / 'fit.joblib'}')\" and rename it fit.npz"
             )
         raise ConfigError(f"{directory} holds no fit.npz; run 'sklearn-epi fit' first")
     if os.getcwd() not in sys.path:  # a statistic from the working directory, as in fit

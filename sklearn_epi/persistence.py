@@ -35,6 +35,7 @@ from .property import EmergentProperty
 
 __all__ = ["save", "load", "convert", "MissingStatistic", "SavedFitMixin"]
 
+
 class PackedStatistic(NamedTuple):
     """A statistic serialised on its own inside a saved estimator."""
 
@@ -149,7 +150,12 @@ def statistic_record(statistic, where: str = "statistic") -> dict:
     if reference is not None and callable(statistic):
         return {"function": reference}
     cls_reference = _safe_file.reference(type(statistic))
-    if cls_reference is not None and not inspect.isroutine(statistic) and type(statistic).__module__ != "builtins" and hasattr(statistic, "__dict__"):
+    if (
+        cls_reference is not None
+        and not inspect.isroutine(statistic)
+        and type(statistic).__module__ != "builtins"
+        and hasattr(statistic, "__dict__")
+    ):
         state = dict(vars(statistic))
         try:
             _safe_file.dumps(state, {})
@@ -182,7 +188,7 @@ def statistic_from_record(record: dict):
         if "instance" in record:
             if not isinstance(obj, type):
                 raise TypeError(f"{name} is not a class")
-            cls, obj = obj, obj.__new__(obj)
+            obj = obj.__new__(obj)
             obj.__dict__.update(record["state"])
         if not callable(obj):
             raise TypeError(f"{name} is not callable")

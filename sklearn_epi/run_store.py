@@ -196,7 +196,8 @@ def load_run(path, seed=None, epoch=None):
             raise ValueError(
                 f"{run / 'fit.joblib'} is a fit of sklearn_epi 0.1, a pickle; reading a pickle "
                 "can run any code it holds, so sklearn_epi reads one only when asked: if you "
-                f"trust where it came from, convert the run once with sklearn_epi.convert({str(run)!r})"
+                "trust where it came from, convert the run once with "
+                f"sklearn_epi.convert({str(run)!r})"
             )
         raise ValueError(
             f"{run} holds no {FIT_FILE}: its fit never returned (killed, or still running); "

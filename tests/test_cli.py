@@ -92,6 +92,17 @@ def test_fit_writes_estimator_tables_figures_and_a_self_contained_report(tmp_pat
             r"\[fit\] unknown key 'n_tests' \(did you mean 'n_test'\?\)",
         ),
         (("[property]", "argument = {N = 2}\n[property]"), r"\[model\] .*'arguments'"),
+        # A wrong type or value names its section and key, before TensorFlow starts.
+        (
+            ("random_state = 0", 'random_state = 0\nn_seeds = "two"'),
+            r"sklearn-epi: error: \[fit\] n_seeds: The 'n_seeds' parameter .* Got 'two'",
+        ),
+        (("num_units = 16", "num_units = -3"), r"\[flow\] num_units must be an integer >= 1"),
+        (("num_iters = 50", 'num_iters = "many"'), r"\[al_params\] num_iters must be an integer"),
+        (("sigma2 = {real = 0.0625", "sigma2 = {real = -1.0"), r"\[property\] sigma2 must be"),
+        (('bounds = "LDS_BOUNDS"', "bounds = 5"), r"\[model\] bounds must have shape \(D, 2\)"),
+        (("[property]", "arguments = 3\n[property]"), r"\[model\] arguments must be a table"),
+        (("[fit]", "[output]\ndirectory = 5\n[fit]"), r"\[output\] directory must be a string"),
     ],
     ids=[
         "missing mu",
@@ -103,6 +114,13 @@ def test_fit_writes_estimator_tables_figures_and_a_self_contained_report(tmp_pat
         "max_epoch",
         "n_tests",
         "argument",
+        "n_seeds type",
+        "flow value",
+        "al_params type",
+        "sigma2 value",
+        "bounds shape",
+        "arguments type",
+        "directory type",
     ],
 )
 def test_configuration_errors_exit_2_naming_the_key(tmp_path, capsys, change, message):
@@ -128,6 +146,11 @@ def test_job_array_tasks_fit_one_seed_each_and_the_plain_command_merges_them(tmp
     est = load(out / "fit.npz")
     assert sorted(est.seeds_["seed"]) == [0, 1] and not est.seeds_["failed"].any()
     assert est.seeds_.sort_values("seed")["wall_time"].tolist() == tasks
+    # result.json gave this command's 0.1 s as the fit's time: the seeds'
+    # time over every invocation is there now, beside this one's.
+    result = json.loads((out / "result.json").read_text())
+    assert result["seed_time"] == pytest.approx(sum(tasks))
+    assert result["invocation_time"] < min(tasks)
     assert main(["fit", config, "--out", str(out), "--seed-index", "2"]) == EXIT_CONFIG
     assert "--seed-index must be in 0 .. 1" in capsys.readouterr().err
 

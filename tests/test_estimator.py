@@ -195,6 +195,30 @@ def test_nan_during_training_marks_the_seed_failed():
     assert "at epoch 0, iteration 0" in result.message
 
 
+def _nan_above_six(z):
+    return tf.where(z > 6.0, tf.constant(np.nan, z.dtype), z)
+
+
+def test_a_statistic_undefined_where_training_goes_is_named_for_every_seed():
+    # The start N(0, 1) never samples z > 6, the target pulls the flow there:
+    # the NaN appears in a training step, whose weights are NaN by the time
+    # the chunk reports. A seed said "try a smaller al_params.lr" then.
+    est = EPIEstimator(
+        _nan_above_six,
+        [[-np.inf, np.inf]],
+        n_seeds=2,
+        al_params=ALParams(num_iters=300, max_epochs=3, init_iters=100, batch_size=200),
+        init={"mean": 0.0, "std": 1.0},
+        random_state=0,
+        jit_compile=False,
+    )
+    with pytest.raises(RuntimeError) as raised:
+        est.fit([8.0])
+    messages = str(raised.value)
+    assert messages.count("non-finite statistic 'f0' (nan) at a training sample, z = {'z0': ") == 2
+    assert "tighten the bounds" in messages and "al_params.lr" not in messages
+
+
 def test_every_seed_failing_raises_with_where_they_failed():
     est = EPIEstimator(
         _nan_below_minus_one,

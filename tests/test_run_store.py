@@ -116,7 +116,9 @@ def test_a_checkpoint_of_another_version_is_listed_with_what_to_do_and_never_unp
     with open(run / "seed-0.pkl", "wb") as f:
         pickle.dump(WritesMarker(marker), f)
     [status] = runs(run)["status"]
-    assert re.match(r"unreadable: .*seed-0\.pkl: .*a checkpoint of sklearn_epi 0\.1, a pickle", status)
+    assert re.match(
+        r"unreadable: .*seed-0\.pkl: .*a checkpoint of sklearn_epi 0\.1, a pickle", status
+    )
     assert "sklearn_epi.convert(" in status
     assert re.search(r"written by sklearn_epi 0\.1\.0 with TensorFlow 2\.15", status)
     with pytest.raises(ValueError, match="holds no fit.npz: its fit never returned"):
