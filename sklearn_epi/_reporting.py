@@ -242,20 +242,26 @@ def _undefined_statistic(z, column, value, spec) -> tuple[str, dict]:
     return f"statistic {spec.prop.statistic_names[column]!r} ({value})", example
 
 
-def training_cause(bad_z, bad_f, spec) -> tuple[str, str]:
-    """``(what, advice)`` for a training chunk that went non-finite (see :func:`non_finite_cause`).
+def training_cause(trainer, state, spec, undefined: bool) -> tuple[str, str]:
+    """``(what, advice)`` for a training chunk that went non-finite.
 
-    ``bad_z``, ``bad_f`` are the trainer's culprit: the first sampled point
-    where the statistic was not finite, NaN when there was none.
+    ``undefined`` (the trainer's flag) says whether the statistic was not
+    finite at a finite sampled point. An example point is then looked for
+    in samples of the epoch's starting distribution (``state.weights``; the
+    weights after the failed step are NaN): a seed that fails in training
+    gets the same diagnosis as one that fails in a test.
     """
-    if np.all(np.isfinite(bad_z)):
-        column = int(np.argmax(~np.isfinite(bad_f)))
-        name, example = _undefined_statistic(bad_z, column, bad_f[column], spec)
-        return f"{name} at a training sample, z = {example},", STATISTIC_ADVICE
-    return "loss or gradient", OPTIMISER_ADVICE
+    if not undefined:
+        return "loss or gradient", OPTIMISER_ADVICE
+    trainer.flow.set_weights(state.weights)
+    z, T, log_q = (v.numpy() for v in trainer.evaluate(20 * spec.prop.n_test))
+    m_f = spec.prop.n_statistics
+    if np.isfinite(T[:, :m_f]).all():
+        return "statistic at a training sample", STATISTIC_ADVICE
+    return non_finite_cause(z, T.astype(float), log_q, spec, "samples of the epoch's start")
 
 
-def non_finite_cause(z, T, log_q, spec) -> tuple[str, str]:
+def non_finite_cause(z, T, log_q, spec, samples="test samples") -> tuple[str, str]:
     """What is non-finite on the test samples, how often and where; and what to do.
 
     Returns ``(what, advice)`` for :class:`sklearn_epi._train.NonFinite`: a
@@ -269,6 +275,6 @@ def non_finite_cause(z, T, log_q, spec) -> tuple[str, str]:
         column = int(np.argmax(bad_f.sum(axis=0)))
         rows = np.flatnonzero(bad_f[:, column])
         name, example = _undefined_statistic(z[rows[0]], column, T[rows[0], column], spec)
-        return f"{name} at {len(rows)} of {n} test samples, e.g. z = {example},", STATISTIC_ADVICE
+        return f"{name} at {len(rows)} of {n} {samples}, e.g. z = {example},", STATISTIC_ADVICE
     rows = np.flatnonzero(~np.isfinite(log_q) | ~np.isfinite(T).all(axis=1))
-    return f"log density or squared deviation at {len(rows)} of {n} test samples", OPTIMISER_ADVICE
+    return f"log density or squared deviation at {len(rows)} of {n} {samples}", OPTIMISER_ADVICE

@@ -265,19 +265,17 @@ class Trainer(_Stepper):
         return self.prop.sufficient_statistics(f, mu=self.mu)
 
     def _train_steps(self, num_steps):
-        """Run ``num_steps`` Adam steps on L; return chunk means, a finite flag and a culprit.
+        """Run ``num_steps`` Adam steps on L; return chunk means and two flags.
 
-        The culprit is the first sampled point (and its statistics) where the
-        statistic was not finite while the point was: NaN when none was. It
-        tells a statistic undefined on part of the support from a diverging
-        optimisation, which the weights cannot once the step made them NaN.
+        ``all_finite``: the loss and the final weights are finite.
+        ``undefined``: the statistic was not finite at a finite sampled point,
+        which tells a statistic undefined on part of the support from a
+        diverging optimisation (the weights cannot, once a step made them NaN).
         """
         dtype = self.flow.dtype
         zero = tf.zeros([], dtype)
         sums = (zero, zero, tf.zeros_like(self.targets))
         all_finite = tf.constant(True)
-        nan = tf.constant(np.nan, dtype)
-        bad_z, bad_f = tf.fill([self.flow.dim], nan), tf.fill([self.m_f], nan)
         seen = tf.constant(False)
         half = self.batch // 2
         for _ in tf.range(num_steps):
@@ -309,18 +307,13 @@ class Trainer(_Stepper):
                 tf.reduce_all(tf.math.is_finite(z), axis=1),
                 tf.logical_not(tf.reduce_all(tf.math.is_finite(f), axis=1)),
             )
-            found = tf.reduce_any(undefined)
-            first = tf.argmax(tf.cast(undefined, tf.int32))
-            take = tf.logical_and(found, tf.logical_not(seen))
-            bad_z = tf.where(take, z[first], bad_z)
-            bad_f = tf.where(take, f[first], bad_f)
-            seen = tf.logical_or(seen, found)
+            seen = tf.logical_or(seen, tf.reduce_any(undefined))
             penalty = 0.5 * self.c * tf.reduce_sum(tf.square(R / self.scale))
             cost = -H + tf.tensordot(self.eta, R, 1) + penalty
             sums = (sums[0] + H, sums[1] + cost, sums[2] + R)
         all_finite = tf.logical_and(all_finite, self._all_weights_finite())
         n = tf.cast(num_steps, dtype)
-        return sums[0] / n, sums[1] / n, sums[2] / n, all_finite, bad_z, bad_f
+        return sums[0] / n, sums[1] / n, sums[2] / n, all_finite, seen
 
     def _evaluate(self, n):
         """Fresh samples z (n, D), their sufficient statistics T (n, m) and log q (n,)."""

@@ -165,11 +165,11 @@ def train_epoch(trainer, spec: SeedSpec, state: SeedState, callbacks=()) -> None
     rows, done = [], 0
     while done < al.num_iters:
         chunk = min(al.log_rate, al.num_iters - done)
-        H, cost, R, finite, bad_z, bad_f = trainer.train(tf.constant(chunk, tf.int32))
+        H, cost, R, finite, undefined = trainer.train(tf.constant(chunk, tf.int32))
         done += chunk
         state.iteration += chunk
         if not bool(finite):
-            what, advice = _reporting.training_cause(bad_z.numpy(), bad_f.numpy(), spec)
+            what, advice = _reporting.training_cause(trainer, state, spec, bool(undefined))
             raise NonFinite(epoch, state.iteration, what, advice)
         c = trainer.c.numpy()
         row = _reporting.train_row(state.seed_index, epoch, state.iteration, H, cost, c, R, names)

@@ -123,15 +123,7 @@ def unpack_statistic(packed):
     try:
         return pickle.loads(payload)  # cloudpickle output is read by plain pickle
     except Exception as exc:
-        reason = f"it could not be loaded here: {type(exc).__name__}: {exc}"
-        warnings.warn(
-            f"the statistic {name!r} of this saved fit could not be restored ({reason}); "
-            "sampling and log densities work, but score and analysis.predictive need it "
-            "back: est.set_params(statistic=...)",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
-        return MissingStatistic(name, reason)
+        return _not_restored(name, exc)
 
 
 def statistic_record(statistic, where: str = "statistic") -> dict:
@@ -194,15 +186,20 @@ def statistic_from_record(record: dict):
             raise TypeError(f"{name} is not callable")
         return obj
     except Exception as exc:  # not installed here, renamed, ...
-        reason = f"it could not be loaded here: {type(exc).__name__}: {exc}"
-        warnings.warn(
-            f"the statistic {name!r} of this saved fit could not be restored ({reason}); "
-            "sampling and log densities work, but score and analysis.predictive need it "
-            "back: est.set_params(statistic=...)",
-            UserWarning,
-            stacklevel=user_stacklevel(),
-        )
-        return MissingStatistic(name, reason)
+        return _not_restored(name, exc)
+
+
+def _not_restored(name, exc) -> MissingStatistic:
+    """The placeholder of a saved statistic that cannot be restored here, with a warning."""
+    reason = f"it could not be loaded here: {type(exc).__name__}: {exc}"
+    warnings.warn(
+        f"the statistic {name!r} of this saved fit could not be restored ({reason}); "
+        "sampling and log densities work, but score and analysis.predictive need it "
+        "back: est.set_params(statistic=...)",
+        UserWarning,
+        stacklevel=user_stacklevel(),
+    )
+    return MissingStatistic(name, reason)
 
 
 def fit_content(estimator) -> dict:

@@ -207,7 +207,7 @@ def load_run(path, seed=None, epoch=None):
     try:
         content, header = _safe_file.load(fitted, "fit")
     except _safe_file.NotSafeFileError as exc:
-        raise ValueError(f"cannot load {exc}{_written_by(run)}") from exc
+        raise ValueError(f"{exc}{_written_by(run)}") from exc
     if header.get("run") != key:
         raise ValueError(
             f"{fitted} belongs to run {header.get('run')}, not to run {key} described by "
