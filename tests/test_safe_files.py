@@ -11,6 +11,7 @@ import pickle
 import shutil
 import warnings
 import zipfile
+from pathlib import Path
 
 import joblib
 import numpy as np
@@ -205,3 +206,12 @@ def test_old_pickles_are_read_after_convert_and_resume_as_before(store, tmp_path
     joblib.dump(est, tmp_path / "old.joblib")
     convert(tmp_path / "old.joblib")
     assert load(tmp_path / "old.joblib").entropy_ == est.entropy_
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in (Path(__file__).parents[1] / "examples" / "data").glob("*.npz"))
+)
+def test_the_shipped_example_fits_load_safely_with_their_statistics(name):
+    est = load(Path(__file__).parents[1] / "examples" / "data" / name)
+    assert not isinstance(est.statistic, MissingStatistic)
+    assert len(est.flow_weights_) > 0 and est.bounds_.shape == (len(est.param_names_), 2)
