@@ -207,19 +207,13 @@ def seed_indices(run) -> list:
     return sorted(int(stem) for stem in stems if stem.isdigit())
 
 
-def _header(run: str | None, kind: str) -> dict:
-    from . import __version__
-
-    return {"kind": kind, "sklearn_epi": __version__, "run": run}
-
-
 def save_seed(directory, index: int, state: dict, run: str | None) -> None:
     """Write seed ``index``'s state atomically, keeping the previous one as ``.prev``.
 
     ``run`` is the run's key (:func:`run_key`), kept in the file.
     """
     path = seed_file(directory, index)
-    data = _safe_file.dumps(state, _header(run, "seed"))
+    data = _safe_file.dumps(state, _safe_file.header("seed", run))
     try:
         os.replace(path, path.with_suffix(".prev.npz"))
     except FileNotFoundError:  # the first epoch, or another process just moved it
@@ -440,7 +434,7 @@ def convert_pickles(directory: Path) -> list:
             if not isinstance(state, dict) or state.pop("format", None) != FORMAT:
                 raise ValueError(f"{pickled} is not a checkpoint of sklearn_epi 0.1")
             target = pickled.with_suffix(".npz")
-            _atomic_write(target, _safe_file.dumps(state, _header(key, "seed")))
+            _atomic_write(target, _safe_file.dumps(state, _safe_file.header("seed", key)))
             pickled.unlink()
             written.append(target)
         if (run / "fit.joblib").is_file():

@@ -276,19 +276,27 @@ def _hashable(key):
     return tuple(key) if isinstance(key, list) else key
 
 
+def header(kind: str, run: str | None = None) -> dict:
+    """A file's header: what it holds, the version that wrote it, its run's key."""
+    from . import __version__
+
+    return {"kind": kind, "sklearn_epi": __version__, "run": run}
+
+
 def dumps(content, header: dict) -> bytes:
     """The bytes of a file holding ``content`` (see the module's docstring)."""
     encoder = _Encoder()
     tree = encoder.encode(content)
     # Arrays of one dtype go back to back into one member: a checkpoint holds
     # hundreds of small weight arrays, and one .npy each would dominate its size.
-    groups, refs = {}, []
+    groups, sizes, refs = {}, {}, []  # dtype: arrays, numbers so far
     for array in encoder.arrays:
-        group = groups.setdefault(array.dtype.str, [])
-        refs.append(
-            [list(groups).index(array.dtype.str), sum(a.size for a in group), list(array.shape)]
-        )
-        group.append(array)
+        key = array.dtype.str
+        if key not in groups:
+            groups[key], sizes[key] = [], 0
+        refs.append([list(groups).index(key), sizes[key], list(array.shape)])
+        groups[key].append(array)
+        sizes[key] += array.size
     document = {"sklearn_epi": {"format": FORMAT, **header}, "arrays": refs, "content": tree}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
@@ -306,7 +314,8 @@ def is_safe_file(path) -> bool:
         return f.read(4) == _MAGIC
 
 
-def read_header(archive: zipfile.ZipFile, path) -> dict:
+def read_header(archive: zipfile.ZipFile, path) -> tuple[dict, dict]:
+    """The archive's whole JSON document and its ``sklearn_epi`` header."""
     try:
         document = json.loads(archive.read(_CONTENT))
         header = document["sklearn_epi"]

@@ -246,10 +246,7 @@ def save(estimator, path, run: str | None = None) -> Path:
     pathlib.Path
         The path written.
     """
-    from . import __version__
-
-    header = {"kind": "fit", "sklearn_epi": __version__, "run": run}
-    return _safe_file.write(path, fit_content(estimator), header)
+    return _safe_file.write(path, fit_content(estimator), _safe_file.header("fit", run))
 
 
 #: What a refused pickle's message says to do.
