@@ -40,7 +40,8 @@ A configuration::
 
 Every key is checked before anything is fitted: an unknown section or key
 (``sigma`` for ``sigma2``, ``dir`` for ``directory``) is refused with exit
-code 2, the valid keys and the nearest one, never ignored.
+code 2, the valid keys and the nearest one, never ignored; a value of the
+wrong type or shape exits 2 with its section and key (``[fit] n_seeds: ...``).
 
 A job array fits one seed per task: ``sklearn-epi fit run.toml --seed-index
 $SLURM_ARRAY_TASK_ID`` writes that seed into the run's checkpoint (exit code
