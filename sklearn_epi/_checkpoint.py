@@ -57,7 +57,7 @@ _PARTIALS = (".seed-*.npz.*", ".run.json.*", f".{FIT_FILE}.*")
 
 
 def _remove_abandoned_writes(directory: Path) -> None:
-    """Delete the partial writes (``.seed-0.pkl.XXXX``) that a kill mid-write left behind.
+    """Delete the partial writes (``.seed-0.npz.XXXX``) that a kill mid-write left behind.
 
     Only old ones: a younger file may be another process's write in progress.
     """
