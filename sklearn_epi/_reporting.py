@@ -84,6 +84,8 @@ def history_frame(rows, epochs, seed_index, names) -> pd.DataFrame:
             "H": e.entropy,
             "H_se": e.entropy_se,
             "c": e.c,
+            "H_corrected": e.entropy - e.slack,
+            "moment_error": e.moment_error,
             "converged": e.converged,
             "c_pvalue": e.c_pvalue,
         }
@@ -92,11 +94,11 @@ def history_frame(rows, epochs, seed_index, names) -> pd.DataFrame:
         row.update({f"eta_{k}": v for k, v in zip(names, e.eta)})
         test_rows.append(row)
     columns = (
-        ["seed", "epoch", "iteration", "phase", "H", "H_se", "cost", "c"]
+        ["seed", "epoch", "iteration", "phase", "H", "H_se", "H_corrected", "cost", "c"]
         + [f"R_{k}" for k in names]
         + [f"p_{k}" for k in names]
         + [f"eta_{k}" for k in names]
-        + ["converged", "c_pvalue"]
+        + ["moment_error", "converged", "c_pvalue"]
     )
     frame = pd.DataFrame(rows + test_rows, columns=columns)
     frame["converged"] = frame["converged"].astype("boolean")

@@ -205,7 +205,8 @@ def _fill_from(result, chosen, epochs) -> None:
     if chosen is not None:
         for name in ("weights", "converged", "epoch", "entropy", "entropy_se", "eta", "c"):
             setattr(result, name, getattr(chosen, name))
-        result.pvalues, result.worst_t = chosen.pvalues, chosen.worst_t
+        for name in ("pvalues", "worst_t", "moment_error", "slack"):
+            setattr(result, name, getattr(chosen, name))
 
 
 def _saved_state(spec, seed_index) -> dict | None:

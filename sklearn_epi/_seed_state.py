@@ -32,7 +32,9 @@ class EpochRecord:
     """An epoch's test on fresh samples: what the epoch-end hook receives.
 
     ``c`` and ``eta`` are the values the epoch trained with; the update that
-    follows the test is in the next record.
+    follows the test is in the next record. ``reached``: the paper's test
+    on batches passed; ``converged``: the constraints also hold on the
+    whole test sample (:meth:`~sklearn_epi.property.EmergentProperty.test`).
     """
 
     seed_index: int
@@ -51,6 +53,10 @@ class EpochRecord:
     wall_time: float
     statistic_range: np.ndarray = field(repr=False, default=None)
     c_pvalue: float = np.nan
+    moment_error: float = np.nan
+    slack: float = np.nan
+    slack_se: float = np.nan
+    reached: bool = False
 
 
 @dataclass
@@ -149,6 +155,8 @@ class SeedResult:
     message: str = ""
     pvalues: np.ndarray | None = None
     worst_t: float = np.inf
+    moment_error: float = np.nan
+    slack: float = np.nan
     interrupted: bool = False
     traceback: str = ""
     statistic_range: np.ndarray | None = None

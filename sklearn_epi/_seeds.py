@@ -151,6 +151,8 @@ def seed_tables(results):
             "converged": [r.converged for r in results],
             "entropy": [r.entropy for r in results],
             "entropy_se": [r.entropy_se for r in results],
+            "entropy_corrected": [r.entropy - r.slack for r in results],
+            "moment_error": [r.moment_error for r in results],
             "epoch": pd.array([r.epoch for r in results], dtype="Int64"),
             "n_iter": [r.n_iter for r in results],
             "n_simulations": [r.n_simulations for r in results],
@@ -254,7 +256,8 @@ def warn_not_converged(results, best, prop) -> None:
     ranges = [r.statistic_range for r in results if r.statistic_range is not None]
     where = None if not ranges else (np.min(ranges, axis=0)[0], np.max(ranges, axis=0)[1])
     warnings.warn(
-        f"no seed converged to the emergent property; {prop.diagnose(best.pvalues, where)}. "
+        "no seed converged to the emergent property; "
+        f"{prop.diagnose(best.pvalues, where, best.moment_error)}. "
         "For a budget shortfall: more iterations or epochs (al_params), more seeds, or a "
         "larger c0.",
         ConvergenceWarning,

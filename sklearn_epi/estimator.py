@@ -141,11 +141,18 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
         One ``phase == "train"`` row per logged iteration per seed (``H``,
         ``cost``, ``c``, ``R_<constraint>``) and one ``phase == "test"`` row
         per epoch end (entropy estimate with ``H_se``, ``R_*`` from fresh
-        samples, p-values ``p_*``, multipliers ``eta_*``, ``converged``).
-        Epoch 0 is the state after the Gaussian initialisation.
+        samples, p-values ``p_*``, multipliers ``eta_*``, ``moment_error``,
+        ``H_corrected``, ``converged``). ``moment_error`` is the largest
+        violation on the whole test sample in its own standard errors;
+        ``H_corrected`` the entropy less what the violations buy to first
+        order (:func:`~sklearn_epi.convergence.entropy_slack`): near ``H``
+        when the constraints hold. Epoch 0 is the state after the Gaussian
+        initialisation.
     seeds_ : pandas.DataFrame
         One row per seed: ``seed``, ``random_seed``, ``converged``,
-        ``entropy``, ``entropy_se``, ``epoch``, ``n_iter``, ``n_simulations``
+        ``entropy``, ``entropy_se``, ``entropy_corrected``,
+        ``moment_error`` (of the kept epoch, as in ``history_``),
+        ``epoch``, ``n_iter``, ``n_simulations``
         (statistic evaluations: training and test samples), ``wall_time``,
         ``status`` (``converged``, ``ended`` without converging, ``failed``,
         ``interrupted``, ``out of time`` or ``not run``), ``failed``,
@@ -154,7 +161,11 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
         killed) says why in ``message`` and, for exceptions, ``traceback``;
         its finished epochs are still candidates.
     converged_ : bool
-        Whether the selected fit satisfies the emergent property by the test.
+        Whether the selected fit satisfies the emergent property: the
+        paper's test passes and every constraint holds within the sampling
+        noise of the whole test sample, with no measurable entropy bought
+        by the remaining violations
+        (:func:`~sklearn_epi.convergence.constraints_hold`).
     entropy_ : float
         Entropy (nats) of the selected distribution.
     entropy_se_ : float
