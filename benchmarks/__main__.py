@@ -21,6 +21,10 @@ Sections (``--sections``, default all):
   implementations they replaced, XLA and plain graph, and a floor estimate.
 * ``peers``: sbi's truncated sequential NPE beside EPI on the same RNN
   criterion, N = 2 ... 50 (needs the ``peers`` extra; skipped without sbi).
+* ``scale``: the entropy gap to exact maxima at D = 20 ... 800 (a
+  linear-Gaussian, a box product and a double-well product), defaults, per
+  seed; hours on two cores at D = 400 and 800 (``--sizes`` picks D), so it
+  runs only when named (or with ``--quick``).
 
 ``--quick`` shrinks every section (fewer problems, iterations, seeds) so the
 whole suite runs in about three minutes on two cores.
@@ -46,6 +50,7 @@ SECTIONS = (
     "checkpoint",
     "simulators",
     "peers",
+    "scale",
 )
 COLUMNS = (
     "section",
@@ -127,6 +132,10 @@ def _run_section(name, args):
         if runs:
             _write_csv(RESULTS / f"peers_runs{args.suffix}.csv", runs, list(runs[0]))
         return rows
+    if name == "scale":
+        from . import scale
+
+        return scale.run(args.quick, args.sizes, args.seeds)
     raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
 
 
@@ -171,17 +180,26 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    parser.add_argument(
+        "--sections",
+        nargs="+",
+        choices=SECTIONS,
+        help="default: all but scale (hours); with --quick, all",
+    )
     parser.add_argument("--quick", action="store_true", help="small versions of every section")
     parser.add_argument(
-        "--sizes", type=int, nargs="+", help="RNN sizes N for the time and peers sections"
+        "--sizes", type=int, nargs="+", help="RNN sizes N (time, peers) or dimensions D (scale)"
     )
     parser.add_argument(
-        "--seeds", type=int, help="seeds per N (time, peers) or per setting (maxent)"
+        "--seeds",
+        type=int,
+        help="seeds per N (time, peers), per setting (maxent) or per problem (scale)",
     )
     parser.add_argument("--csv", type=Path, help=f"output CSV (default {RESULTS}/latest.csv)")
     args = parser.parse_args(argv)
     args.suffix = "_quick" if args.quick else ""
+    if args.sections is None:
+        args.sections = [s for s in SECTIONS if args.quick or s != "scale"]
     out = args.csv or RESULTS / f"latest{args.suffix}.csv"
 
     print(f"machine: {machine()}", flush=True)

@@ -28,6 +28,7 @@ def test_quick_benchmark_suite_runs_and_writes_its_table(tmp_path):
         "parallel",
         "optimisations",
         "simulators",
+        "scale",
     }
     assert set(table["section"]) >= sections
     throughput = table[table["section"] == "throughput"]
