@@ -156,7 +156,7 @@ def batched_test(quick=False, repeats=3):
 
         small = SimpleNamespace(
             evaluate=one_batch_per_pass,
-            **{k: getattr(trainer, k) for k in ("c", "eta", "targets", "flow")},
+            **{k: getattr(trainer, k) for k in ("c", "eta", "targets", "flow", "scale")},
         )
         variants = {"batched": trainer, "small": small}
         best = dict.fromkeys(variants, np.inf)
