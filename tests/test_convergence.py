@@ -4,16 +4,13 @@ import numpy as np
 import pytest
 
 from sklearn_epi.convergence import (
-    NOISE_ALLOWANCE,
     constraint_pvalues,
-    constraints_hold,
     entropy_estimate,
     entropy_slack,
     is_converged,
     moment_errors,
     penalty_should_grow,
 )
-from sklearn_epi.property import EmergentProperty
 
 
 def test_pvalue_is_twice_the_smaller_tail_fraction():
@@ -46,43 +43,13 @@ def test_moment_errors_are_the_whole_samples_violation_in_its_standard_errors():
     assert moment_errors(np.full((200, 1), 0.1))[0] == np.inf
 
 
-def _noise(B, m, seed=0):
-    return np.random.default_rng(seed).normal(size=(B, m))
-
-
-def test_a_violation_the_papers_batch_test_admits_does_not_hold():
+def test_a_violation_the_papers_batch_test_admits_is_many_standard_errors_wide():
     # Half a batch's spread in every batch: one batch in three lies below
     # zero, so the paper's test passes, yet 200 batches together put the
     # violation 7 standard errors from zero.
-    prop = EmergentProperty(np.zeros(1), None, ("f",))
-    R = _noise(200, 1) + 0.5
-    assert constraint_pvalues(R)[0] > prop.alpha
-    assert not constraints_hold(R, prop.alpha)
-    assert not prop.test(R)[1]
-    assert prop.test(_noise(200, 1))[1]
-
-
-def test_constraints_within_the_noise_allowance_hold():
-    # The bound is the two-sided Bonferroni quantile, doubled.
-    m, alpha = 4, 0.05
-    bound = NOISE_ALLOWANCE * 2.4977  # norm.isf(0.05 / 8)
-    R = _noise(200, m)
-    R = (R - R.mean(axis=0)) / R.std(axis=0, ddof=1)
-    step = 1 / np.sqrt(200)
-    assert constraints_hold(R + 0.999 * bound * step, alpha)
-    assert not constraints_hold(R + 1.001 * bound * step, alpha)
-
-
-def test_many_small_violations_of_one_sign_do_not_hold():
-    # 100 constraints, each 1.4 standard errors wide (within its own
-    # bound): together they buy 14 standard errors of entropy.
-    R = _noise(200, 100) + 0.1
-    assert np.abs(moment_errors(R)).max() < NOISE_ALLOWANCE * 3.48  # norm.isf(0.05 / 200)
-    assert constraints_hold(R, 0.05)
-    slack, se = entropy_slack(R, np.ones(100))
-    assert slack / se > 10
-    assert not constraints_hold(R, 0.05, multipliers=np.ones(100))
-    assert constraints_hold(_noise(200, 100), 0.05, multipliers=np.ones(100))
+    R = np.random.default_rng(0).normal(size=(200, 1)) + 0.5
+    assert constraint_pvalues(R)[0] > 0.05
+    assert moment_errors(R)[0] > 6
 
 
 def test_entropy_slack_is_the_multipliers_times_the_violations():
@@ -123,17 +90,3 @@ def test_penalty_decision_is_reproducible_from_the_rng(seed):
     first = penalty_should_grow(a, b, 0.25, np.random.default_rng(seed))
     second = penalty_should_grow(a, b, 0.25, np.random.default_rng(seed))
     assert first == second
-
-
-def test_a_fit_that_fails_only_on_the_whole_sample_is_told_so():
-    prop = EmergentProperty(np.zeros(2), None, ("a", "b"))
-    message = prop.diagnose(np.array([0.5, 0.9]), moment_error=6.25)
-    assert "passes the batch test" in message and "6.25 standard errors" in message
-    assert "mean_a (p = 0.001)" in prop.diagnose(np.array([0.001, 0.9]))
-
-
-def test_a_slack_the_entropy_estimate_cannot_resolve_is_no_excess():
-    R = _noise(200, 100) + 0.1
-    slack, se = entropy_slack(R, np.ones(100))
-    assert not constraints_hold(R, 0.05, np.ones(100), entropy_se=slack / 10)
-    assert constraints_hold(R, 0.05, np.ones(100), entropy_se=slack)

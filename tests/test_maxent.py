@@ -12,14 +12,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tensorflow as tf
-from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 
 from benchmarks import scale
-from benchmarks.scale import moment_errors as moment_errors_of
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi.analysis import find_mode, maxent_reference
-from sklearn_epi.convergence import NOISE_ALLOWANCE, patience_ran_out
+from sklearn_epi.convergence import patience_ran_out
 from sklearn_epi.optimize import update_c, update_eta
 from sklearn_epi.property import EmergentProperty
 
@@ -66,9 +64,9 @@ def test_the_fit_does_not_depend_on_the_units_of_the_statistics():
         np.testing.assert_allclose(scaled[column], plain[column], rtol=1e-6, err_msg=column)
 
 
-def _record(reached, R_batches, c=1.0):
+def _record(converged, R_batches, c=1.0):
     return SimpleNamespace(
-        reached=reached,
+        converged=converged,
         R_batches=R_batches,
         R=R_batches.mean(axis=0),
         eta=np.zeros(R_batches.shape[1]),
@@ -85,18 +83,16 @@ def _trainer(scale):
     )
 
 
-def test_an_epoch_that_passes_the_batch_test_leaves_the_penalty_as_it_is():
-    # Violations at a batch's noise level cannot shrink by gamma, so the
-    # paper's rule alone multiplies c by beta every epoch after: a fit
-    # without stop_early overflowed c near epoch 65 and marked a converged
-    # seed failed. Converging on the whole sample takes a few epochs more,
-    # and a growing c there made the oscillator's violations larger.
+def test_a_converged_epoch_leaves_the_penalty_as_it_is():
+    # Violations at noise level cannot shrink by gamma, so the paper's rule
+    # alone multiplies c by beta every epoch after convergence: a fit without
+    # stop_early overflowed c near epoch 65 and marked a converged seed failed.
     noise = np.random.default_rng(0).normal(scale=0.01, size=(200, 2))
     al = ALParams()
-    for reached, expected_c in ((True, 1.0), (False, al.beta)):
+    for converged, expected_c in ((True, 1.0), (False, al.beta)):
         trainer = _trainer([1.0, 1.0])
         update_c(
-            trainer, _record(reached, noise), _record(True, noise), al, np.random.default_rng(1)
+            trainer, _record(converged, noise), _record(True, noise), al, np.random.default_rng(1)
         )
         assert trainer.c.numpy() == expected_c
 
@@ -186,17 +182,12 @@ def test_four_lobes_need_four_base_modes():
         sigma2,
     )
     assert est.converged_
-    # Held to the constraints on the whole test sample, the affine flow's
-    # four lobes end 0.24 nats short of H* (seed 0 of three; the batch test
-    # alone kept a wider epoch within 0.1): the lobes' shape, not their
-    # number, which costs about log 2 = 0.69 with two modes.
-    assert -0.3 < est.entropy_ - ref.entropy < 0.1, (est.entropy_, ref.entropy)
+    assert abs(est.entropy_ - ref.entropy) < 0.1, (est.entropy_, ref.entropy)
     Z = est.sample(20_000, random_state=1)
     quadrants = np.histogram2d(Z[:, 0], Z[:, 1], bins=[[-3, 0, 3], [-3, 0, 3]])[0] / len(Z)
     # A quarter each at the maximum; 0.17 instead costs about 0.02 nats, so
     # the entropy above is the tight check. One or two modes leave 0 here.
     assert quadrants.min() > 0.12, quadrants
-    assert _fresh_moment_errors_hold(est, squares, np.array(mu), np.array(sigma2))
 
 
 @pytest.mark.slow
@@ -215,30 +206,26 @@ def test_a_one_lobed_answer_leaves_the_default_two_base_modes_merged():
     np.testing.assert_allclose(hessian, -np.diag(1 / sigma2), rtol=0.2, atol=0.1)
 
 
-def _fresh_moment_errors_hold(est, statistic, mu, sigma2, n=100_000):
-    """Whether fresh samples' moments are within the convergence test's noise bound."""
-    errors = moment_errors_of(statistic, est.sample(n, random_state=7), mu, sigma2)
-    return np.abs(errors).max() <= NOISE_ALLOWANCE * stats.norm.isf(0.025 / errors.size)
-
-
 #: A faster schedule than the defaults' gentle start: these maxima are one-lobed.
 FAST = ALParams(c0=0.1, beta=2.0, num_iters=300, init_iters=300, max_epochs=15)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family, D", [("gaussian", 6), ("box", 4)])
-def test_known_maxima_beyond_the_plane_are_reached_with_the_constraints_held(family, D):
+def test_the_corrected_entropy_of_a_known_maximum_beyond_the_plane(family, D):
     # The scale benchmark's families at a small D: a linear-Gaussian
-    # statistic (analytic H*) and the RNN's box with per-coordinate
-    # targets (H* by quadrature). Before the whole-sample test, the
-    # linear-Gaussian fit in 20 dimensions converged 0.54 nats above H*.
+    # statistic (analytic H*) and the RNN's box with per-coordinate targets
+    # (H* by quadrature). The kept epoch passes the paper's test with its
+    # violations still many standard errors of the whole test sample wide;
+    # H - lambda . R, the entropy at exact constraints to first order, is
+    # what to compare with H*.
     statistic, bounds, mu, sigma2, h_star = scale.problem(family, D)
     est = fit_quietly(EPIEstimator(statistic, bounds, al_params=FAST, random_state=0), mu, sigma2)
     assert est.converged_
-    assert abs(est.entropy_ - h_star) < 0.1, (est.entropy_, h_star)
-    assert _fresh_moment_errors_hold(est, statistic, mu, sigma2)
     kept = est.history_.query("phase == 'test' and epoch == @est.epoch_").iloc[0]
-    assert abs(kept["H_corrected"] - h_star) < 0.1
+    assert abs(kept["H_corrected"] - h_star) < 0.1, (kept["H_corrected"], h_star)
+    assert est.seeds_.loc[0, "entropy_corrected"] == pytest.approx(kept["H_corrected"])
+    assert est.seeds_.loc[0, "moment_error"] == pytest.approx(kept["moment_error"])
 
 
 def test_al_params_saved_before_patience_load_running_every_epoch_as_they_did():
