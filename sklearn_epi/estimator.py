@@ -145,11 +145,11 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
         ``H_corrected``, ``converged``). ``moment_error`` is the largest
         violation on the whole test sample in its own standard errors;
         ``H_corrected`` the entropy less what the violations buy to first
-        order (:func:`~sklearn_epi.convergence.entropy_slack`): near ``H``
-        when the constraints hold; the paper's test, which decides
-        ``converged``, admits violations of up to about 37 of those standard
-        errors, each worth up to a few hundredths of a nat. Epoch 0 is the state after the Gaussian
-        initialisation.
+        order (:func:`~sklearn_epi.convergence.entropy_slack`), near ``H``
+        when the constraints hold. The paper's test, which decides
+        ``converged``, admits violations of about 37 of those standard
+        errors (the user guide's "Reading convergence and the history").
+        Epoch 0 is the state after the Gaussian initialisation.
     seeds_ : pandas.DataFrame
         One row per seed: ``seed``, ``random_seed``, ``converged``,
         ``entropy``, ``entropy_se``, ``entropy_corrected``,
