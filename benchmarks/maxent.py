@@ -37,14 +37,13 @@ section, not a measurement.
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import numpy as np
 
 from sklearn_epi import EPIEstimator, RealNVP
 from sklearn_epi.analysis import maxent_reference
 from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues
+
+from .problems import quiet_fit_seconds
 
 #: Settings compared: name -> EPIEstimator keyword arguments beyond the defaults.
 SETTINGS = {
@@ -109,11 +108,7 @@ def one_fit(kwargs, seed, quick=False):
     if quick:  # a smoke test of the section: a short fit
         kwargs = {**kwargs, "al_params": {"num_iters": 200, "max_epochs": 2, "init_iters": 200}}
     est = EPIEstimator(lds_eigenvalues, LDS_BOUNDS, random_state=seed, **kwargs)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(LDS_MU, LDS_SIGMA2)
-    wall = time.perf_counter() - start
+    wall = quiet_fit_seconds(est, LDS_MU, LDS_SIGMA2)
     Z = est.sample(20_000, random_state=seed)
     return est.entropy_, float(np.mean(Z[:, 1] > 0)), est.converged_, est.epoch_, wall
 

@@ -35,14 +35,14 @@ smoke test of the section); ``--seeds`` seeds per problem (default 3).
 
 from __future__ import annotations
 
-import time
-import warnings
-
 import numpy as np
 import tensorflow as tf
 from scipy import optimize, special, stats
 
 from sklearn_epi import EPIEstimator
+from sklearn_epi.convergence import moment_errors
+
+from .problems import quiet_fit_seconds
 
 FAMILIES = ("gaussian", "box", "double-well")
 SIZES = (20, 100, 400, 800)
@@ -57,12 +57,10 @@ def one_dimensional_maxima(f, nodes, weights, m, v):
 
     Returns
     -------
-    entropies : ndarray of shape (len(m),)
-    residual : float
-        The largest moment error of the solutions, relative to ``v``.
+    ndarray of shape (len(m),)
     """
     fx = f(nodes)
-    entropies, residual = np.empty(len(m)), 0.0
+    entropies = np.empty(len(m))
     for i, (mi, vi) in enumerate(zip(m, v)):
         T = np.stack([fx - mi, (fx - mi) ** 2 - vi], axis=1) / [np.sqrt(vi), vi]
 
@@ -81,8 +79,7 @@ def one_dimensional_maxima(f, nodes, weights, m, v):
             options={"gtol": 1e-12},
         )
         entropies[i] = sol.fun
-        residual = max(residual, float(np.max(np.abs(dual(sol.x)[1]))))
-    return entropies, residual
+    return entropies
 
 
 def problem(family: str, D: int):
@@ -104,13 +101,13 @@ def problem(family: str, D: int):
         mu = rng.uniform(-0.4, 0.4, D)
         sigma2 = rng.uniform(0.05, 0.2, D)
         nodes, weights = np.polynomial.legendre.leggauss(400)
-        H, _ = one_dimensional_maxima(lambda x: x, nodes, weights, mu, sigma2)
+        H = one_dimensional_maxima(lambda x: x, nodes, weights, mu, sigma2)
         return _identity, [[-1.0, 1.0]] * D, mu, sigma2, float(H.sum())
     if family == "double-well":
         mu = rng.uniform(0.8, 1.2, D)
         sigma2 = rng.uniform(0.15, 0.3, D)
         nodes, weights = np.polynomial.legendre.leggauss(800)
-        H, _ = one_dimensional_maxima(np.square, 4.0 * nodes, 4.0 * weights, mu, sigma2)
+        H = one_dimensional_maxima(np.square, 4.0 * nodes, 4.0 * weights, mu, sigma2)
         return _square, [[-np.inf, np.inf]] * D, mu, sigma2, float(H.sum())
     raise ValueError(f"family must be one of {FAMILIES}; got {family!r}")
 
@@ -123,12 +120,13 @@ def _square(z):
     return tf.square(z)
 
 
-def moment_errors(statistic, Z, mu, sigma2):
-    """Standardised errors of every constraint on samples ``Z``: ``(mean(T) - t) / se``."""
+def sample_moment_errors(statistic, Z, mu, sigma2):
+    """Standardised errors of every constraint on samples ``Z``: ``(mean(T) - t) / se``.
+
+    :func:`sklearn_epi.convergence.moment_errors` with each sample as its own batch.
+    """
     f = np.asarray(statistic(tf.constant(Z, tf.float32)), dtype=float)
-    T = np.hstack([f, (f - mu) ** 2])
-    se = T.std(axis=0, ddof=1) / np.sqrt(len(T))
-    return (T.mean(axis=0) - np.concatenate([mu, sigma2])) / se
+    return moment_errors(np.hstack([f, (f - mu) ** 2]) - np.concatenate([mu, sigma2]))
 
 
 def one_fit(family, D, seed, quick=False, n_check=100_000, **kwargs):
@@ -138,12 +136,8 @@ def one_fit(family, D, seed, quick=False, n_check=100_000, **kwargs):
         kwargs = {"al_params": {"num_iters": 100, "max_epochs": 1, "init_iters": 100}, **kwargs}
         n_check = 20_000
     est = EPIEstimator(statistic, bounds, random_state=seed, **kwargs)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.fit(mu, sigma2)
-    wall = time.perf_counter() - start
-    errors = moment_errors(statistic, est.sample(n_check, random_state=seed + 1), mu, sigma2)
+    wall = quiet_fit_seconds(est, mu, sigma2)
+    errors = sample_moment_errors(statistic, est.sample(n_check, random_state=seed + 1), mu, sigma2)
     bound = stats.norm.isf(0.025 / errors.size)  # two-sided 5%, Bonferroni over constraints
     return est.entropy_, est.converged_, float(np.max(np.abs(errors))), bound, est.n_iter_, wall
 

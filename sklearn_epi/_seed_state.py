@@ -56,7 +56,6 @@ class EpochRecord:
     c_pvalue: float = np.nan
     moment_error: float = np.nan
     slack: float = np.nan
-    slack_se: float = np.nan
 
 
 @dataclass

@@ -209,13 +209,12 @@ def test_epoch(trainer, spec: SeedSpec, state: SeedState) -> EpochRecord:
         what, advice = _reporting.non_finite_cause(np.concatenate(z_parts), T, log_q, spec)
         raise NonFinite(epoch, state.iteration, what, advice)
     R_batches = spec.prop.batch_violations(T)
+    pvalues, converged = spec.prop.test(R_batches)
+    H, H_se = entropy_estimate(log_q)
     # Against the targets in the fit's dtype, the ones training sees.
     R = T.mean(axis=0) - trainer.targets.numpy().astype(float)
     c, eta = float(trainer.c.numpy()), trainer.eta.numpy().astype(float)
     multipliers = eta + c * R / trainer.scale.numpy().astype(float) ** 2
-    H, H_se = entropy_estimate(log_q)
-    pvalues, converged = spec.prop.test(R_batches)
-    slack, slack_se = entropy_slack(R_batches, multipliers)
     spread = R_batches.std(axis=0, ddof=1) + np.finfo(float).tiny
     f = T[:, : spec.prop.n_statistics]
     return EpochRecord(
@@ -234,8 +233,7 @@ def test_epoch(trainer, spec: SeedSpec, state: SeedState) -> EpochRecord:
         # from zero in units of its batch-to-batch spread.
         worst_t=float(np.max(np.abs(R_batches.mean(axis=0)) / spread)),
         moment_error=float(np.max(np.abs(moment_errors(R_batches)))),
-        slack=slack,
-        slack_se=slack_se,
+        slack=entropy_slack(R_batches, multipliers)[0],
         weights=trainer.flow.get_weights(),
         wall_time=state.wall_time,
         # What the statistic reached on these samples: tells an unreachable
