@@ -44,6 +44,7 @@ setup(
         "cloudpickle>=2.2",  # saved fits keep statistics defined in scripts and notebooks
         "tqdm>=4.60",
         "tomli>=2; python_version < '3.11'",  # the command line's TOML configurations
+        "pyyaml>=6",  # ... and YAML ones (NeuroCAAS's job manager reads YAML or JSON)
     ],
     extras_require={
         "test": [

@@ -1,4 +1,4 @@
-"""``sklearn-epi``: EPI fits as batch jobs, from a TOML configuration.
+"""``sklearn-epi``: EPI fits as batch jobs, from a TOML, JSON or YAML configuration.
 
 ``sklearn-epi fit run.toml`` fits the configured model and property, with a
 checkpoint in the output directory, so that the same command run again after
@@ -38,6 +38,12 @@ A configuration::
     [output]
     directory = "runs/lds"
 
+The same sections and keys in JSON (``{"model": {"statistic": ...}, ...}``)
+or YAML (``model:`` then indented keys), chosen by the suffix ``.json``,
+``.yaml`` or ``.yml``; a copy of the configuration, under its own suffix,
+goes into the output directory. A NeuroCAAS configuration's ``__duration__``
+(minutes) sets ``max_time`` to 90% of it (see :mod:`sklearn_epi._config`).
+
 Every key is checked before anything is fitted: an unknown section or key
 (``sigma`` for ``sigma2``, ``dir`` for ``directory``) is refused with exit
 code 2, the valid keys and the nearest one, never ignored; a value of the
@@ -46,7 +52,12 @@ wrong type or shape exits 2 with its section and key (``[fit] n_seeds: ...``).
 A job array fits one seed per task: ``sklearn-epi fit run.toml --seed-index
 $SLURM_ARRAY_TASK_ID`` writes that seed into the run's checkpoint (exit code
 of that seed alone), and ``sklearn-epi fit run.toml`` afterwards loads every
-finished seed and writes the outputs.
+finished seed and writes the outputs. ``--progress`` prints one flushed line
+per epoch end on stdout, for a job whose output is read while it runs.
+
+``sklearn-epi ui [STORE]`` serves a web interface over a directory of runs
+(the optional extra ``sklearn_epi[ui]``): tables, live histories,
+comparisons, and a form that launches, stops and resumes fits.
 
 Exit codes: 0 the property holds (converged); 1 the fit ended without
 converging, or every seed failed; 2 a bad command line or configuration;
@@ -58,10 +69,7 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
-import difflib
 import html
-import importlib
 import io
 import json
 import os
@@ -70,190 +78,28 @@ import sys
 import warnings
 from pathlib import Path
 
+from ._config import FORMATS, ConfigError, build_estimator, load_config
+from ._reporting import EpochCallback
 from ._seed_state import UNFINISHED
 from ._seeds import sigterm_as_interrupt
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 EXIT_CONVERGED, EXIT_NOT_CONVERGED, EXIT_CONFIG, EXIT_AGAIN = 0, 1, 2, 75
 
 
-class ConfigError(ValueError):
-    """A configuration that cannot describe a fit; the message names the key."""
-
-
-def _load_config(path) -> dict:
-    """Read and check a TOML configuration; raise :class:`ConfigError` naming what is wrong."""
-    try:
-        with open(path, "rb") as f:
-            config = tomllib.load(f)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    known = {"model", "property", "flow", "al_params", "fit", "output"}
-    unknown = set(config) - known
-    if unknown:
-        raise ConfigError(f"unknown section(s) {sorted(unknown)}; known: {sorted(known)}")
-    for section, valid in _KEYS.items():
-        _check_keys(section, config.get(section, {}), valid)
-    for section, key in (("model", "statistic"), ("model", "bounds"), ("property", "mu")):
-        if key not in config.get(section, {}):
-            raise ConfigError(f"[{section}] {key} is required")
-    return config
-
-
-#: The keys of the sections read here; [flow], [al_params] and [fit] take
-#: the parameters of the flow, ALParams and EPIEstimator.
-_KEYS = {
-    "model": ("statistic", "bounds", "arguments"),
-    "property": ("mu", "sigma2"),
-    "output": ("directory",),
-}
-
-
-def _check_keys(section, given, valid):
-    """Refuse a key of ``[section]`` outside ``valid``: a typo must not run another job."""
-    if not isinstance(given, dict):
-        raise ConfigError(f"[{section}] must be a table of keys, got {given!r}")
-    for key in given:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(
-                f"[{section}] unknown key {key!r}{hint}; valid keys: "
-                + ", ".join(repr(k) for k in sorted(valid))
-            )
-
-
-def _resolve(reference, what):
-    """A name in :mod:`sklearn_epi.circuits`, or ``"package.module:attribute"``.
-
-    Modules are found from the working directory first, as ``python -m``
-    finds them (a console script's path does not hold it).
-    """
-    if not isinstance(reference, str):
-        return reference
-    module_name, _, attribute = reference.rpartition(":")
-    if module_name and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name or "sklearn_epi.circuits")
-        return getattr(module, attribute)
-    except (ImportError, AttributeError) as exc:
-        raise ConfigError(
-            f"{what} = {reference!r}: not a name in sklearn_epi.circuits nor an importable "
-            f"'module:attribute' ({exc}; modules are looked for in {os.getcwd()} and on "
-            "the Python path)"
-        ) from exc
-    except Exception as exc:  # the module itself fails: a SyntaxError, an error at import
-        raise ConfigError(
-            f"{what} = {reference!r}: importing {module_name} raised {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _build_estimator(config, directory):
-    """The :class:`~sklearn_epi.EPIEstimator` and the ``(mu, sigma2)`` a configuration describes.
-
-    Every value is checked here, before TensorFlow starts, and an error
-    names its section and key.
-    """
-    from sklearn.utils._param_validation import (
-        InvalidParameterError,
-        validate_parameter_constraints,
-    )
-
-    from . import MAF, ALParams, EPIEstimator, RealNVP
-    from ._validation import _check_targets
-    from .support import parse_bounds
-
-    model, prop = config["model"], config["property"]
-    statistic = _resolve(model["statistic"], "[model] statistic")
-    if "arguments" in model:
-        arguments = model["arguments"]
-        if not isinstance(arguments, dict):
-            raise ConfigError(f"[model] arguments must be a table, {{N = 10}}; got {arguments!r}")
-        with _naming("[model] arguments:"):
-            statistic = statistic(**arguments)
-    flow_params = dict(config.get("flow", {}))
-    flow_type = {"realnvp": RealNVP, "maf": MAF}.get(
-        str(flow_params.pop("type", "RealNVP")).lower()
-    )
-    if flow_type is None:
-        raise ConfigError("[flow] type must be 'RealNVP' or 'MAF'")
-    _check_keys("flow", flow_params, ["type", *flow_type._get_param_names()])
-    _check_keys("al_params", config.get("al_params", {}), ALParams._get_param_names())
-    fit = dict(config.get("fit", {}))
-    reserved = ("statistic", "bounds", "flow", "al_params", "checkpoint", "callbacks")
-    for key in reserved:
-        if key in fit:
-            raise ConfigError(f"[fit] {key} is set elsewhere in the configuration")
-    _check_keys("fit", fit, [k for k in EPIEstimator._get_param_names() if k not in reserved])
-    for key, value in fit.items():
-        try:
-            validate_parameter_constraints(
-                {key: EPIEstimator._parameter_constraints[key]}, {key: value}, "EPIEstimator"
-            )
-        except InvalidParameterError as exc:
-            raise ConfigError(f"[fit] {key}: {exc}") from exc
-    directory_value = config.get("output", {}).get("directory", "")
-    if not isinstance(directory_value, str):
-        raise ConfigError(f"[output] directory must be a string; got {directory_value!r}")
-    with _naming("[flow]", "flow."):
-        flow = flow_type(**flow_params)
-        flow._validate()
-    with _naming("[al_params]", "al_params."):
-        al_params = ALParams(**config.get("al_params", {}))
-        al_params._validate()
-    bounds = _resolve(model["bounds"], "[model] bounds")
-    with _naming("[model]"):
-        parse_bounds(bounds)
-    mu = _resolve(prop["mu"], "[property] mu")
-    sigma2 = _resolve(prop["sigma2"], "[property] sigma2") if "sigma2" in prop else None
-    with _naming("[property]"):
-        _check_targets(mu, sigma2)
-    est = EPIEstimator(
-        statistic,
-        bounds,
-        flow=flow,
-        al_params=al_params,
-        checkpoint=str(Path(directory) / "checkpoint"),
-        **fit,
-    )
-    return est, mu, sigma2
-
-
-@contextlib.contextmanager
-def _naming(section, prefix=None):
-    """Turn a ``ValueError`` or ``TypeError`` of a configured value into one naming its key.
-
-    The message follows ``section``; ``prefix`` (``"flow."``) is dropped
-    from its start, since the section says it.
-    """
-    try:
-        yield
-    except (ValueError, TypeError) as exc:
-        message = str(exc)
-        if prefix is not None:
-            message = message.removeprefix(prefix)
-        raise ConfigError(f"{section} {message}") from exc
-
-
-def _fit_command(config_path, directory=None, max_time=None, seed_index=None) -> int:
+def _fit_command(config_path, directory=None, max_time=None, seed_index=None, progress=False):
     """``sklearn-epi fit``: fit, then write the estimator, tables, figures and report.
 
     With ``seed_index`` (a job array's task) only that seed is fitted into
     the run's checkpoint; the command without it then loads every finished
     seed and writes the outputs.
     """
-    config = _load_config(config_path)
+    config = load_config(config_path)
     directory = Path(directory or config.get("output", {}).get("directory", "epi_run"))
     if max_time is not None:
         config.setdefault("fit", {})["max_time"] = max_time
-    est, mu, sigma2 = _build_estimator(config, directory)
+    est, mu, sigma2 = build_estimator(config, directory)
+    if progress:
+        est.set_params(callbacks=[*(est.callbacks or ()), _ProgressLines()])
     if seed_index is not None and not 0 <= seed_index < est.n_seeds:
         raise ConfigError(
             f"--seed-index must be in 0 .. {est.n_seeds - 1} ([fit] n_seeds = {est.n_seeds}); "
@@ -261,7 +107,9 @@ def _fit_command(config_path, directory=None, max_time=None, seed_index=None) ->
         )
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(config_path, directory / "config.toml")
+        for old in _config_copies(directory):  # one copy, the config this run was made from
+            old.unlink()
+        shutil.copyfile(config_path, directory / f"config{Path(config_path).suffix.lower()}")
     except OSError as exc:
         raise ConfigError(f"output directory {directory}: {exc}") from exc
     with warnings.catch_warnings(record=True) as caught:
@@ -289,6 +137,29 @@ def _fit_command(config_path, directory=None, max_time=None, seed_index=None) ->
         + ("; not finished: run the same command again" if status == EXIT_AGAIN else "")
     )
     return status
+
+
+class _ProgressLines(EpochCallback):
+    """``--progress``: one line on stdout per epoch end, flushed at once.
+
+    For a job whose stdout is read while it runs (NeuroCAAS shows a job's
+    last line as its status): plain lines, no progress bar's carriage returns.
+    """
+
+    def on_epoch_end(self, record):
+        print(
+            f"seed {record.seed_index} epoch {record.epoch}: entropy {record.entropy:.4f} "
+            f"(se {record.entropy_se:.2g}) converged={bool(record.converged)} "
+            f"min p {min(record.pvalues, default=float('nan')):.3g} "
+            f"moment error {record.moment_error:.3g} se, c {record.c:.3g}, "
+            f"iteration {record.iteration}, {record.wall_time:.1f} s",
+            flush=True,
+        )
+
+
+def _config_copies(directory) -> list:
+    """The configuration copies in an output directory (``config.toml``, ``.json``, ...)."""
+    return [p for suffix in FORMATS if (p := Path(directory) / f"config{suffix}").is_file()]
 
 
 def _seed_status(est, index, config_path) -> int:
@@ -365,7 +236,8 @@ def _write_report(est, directory, result) -> None:
         (directory / "figures" / f"{name}.png").write_bytes(png)
         encoded = base64.b64encode(png).decode()
         images.append(f'<h2>{name}</h2><img alt="{name}" src="data:image/png;base64,{encoded}">')
-    config = directory / "config.toml"
+    copies = _config_copies(directory)
+    config = copies[0] if copies else None
     summary = {k: v for k, v in result.items() if k != "pvalues"}
     page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>EPI fit: {html.escape(directory.name)}</title>
@@ -377,7 +249,7 @@ img{{max-width:100%}}</style></head><body>
 <h2>Convergence test p-values</h2>{_table(result["pvalues"])}
 <h2>Seeds</h2>{est.seeds_.drop(columns="traceback").to_html(index=False, float_format=_number)}
 {"".join(images)}
-<h2>Configuration</h2><pre>{html.escape(config.read_text()) if config.exists() else ""}</pre>
+<h2>Configuration</h2><pre>{html.escape(config.read_text()) if config else ""}</pre>
 </body></html>
 """
     (directory / "report.html").write_text(page)
@@ -423,6 +295,18 @@ def _report_command(directory) -> int:
     return EXIT_CONVERGED
 
 
+def _ui_command(store, host, port, token) -> int:
+    """``sklearn-epi ui``: serve the web interface until Ctrl-C."""
+    if not Path(store).is_dir():
+        raise ConfigError(f"STORE {store} is not a directory")
+    try:
+        from .ui import serve
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from exc
+    serve(store, host=host, port=port, token=token)
+    return EXIT_CONVERGED
+
+
 def main(argv=None) -> int:
     """Run the ``sklearn-epi`` command.
 
@@ -443,7 +327,7 @@ def main(argv=None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     fit = commands.add_parser("fit", help="fit (or continue fitting) a configured run")
-    fit.add_argument("config", help="TOML configuration")
+    fit.add_argument("config", help="configuration: .toml, .json, .yaml or .yml")
     fit.add_argument("--out", help="output directory (default: [output] directory)")
     fit.add_argument("--max-time", type=float, help="seconds; overrides [fit] max_time")
     fit.add_argument(
@@ -452,13 +336,29 @@ def main(argv=None) -> int:
         help="fit only this seed (0-based), e.g. $SLURM_ARRAY_TASK_ID; "
         "the command without it then merges the finished seeds",
     )
+    fit.add_argument(
+        "--progress", action="store_true", help="print one line per epoch end on stdout"
+    )
     report = commands.add_parser("report", help="rebuild a run's figures and report.html")
     report.add_argument("directory")
+    ui = commands.add_parser(
+        "ui", help="a web interface over a directory of runs (needs sklearn_epi[ui])"
+    )
+    ui.add_argument("store", nargs="?", default=".", help="directory of runs (default: .)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8050, help="port (default: 8050)")
+    ui.add_argument(
+        "--token", help="required of every request; made up and printed when --host is not local"
+    )
     args = parser.parse_args(argv)
     try:
         with sigterm_as_interrupt():
             if args.command == "fit":
-                return _fit_command(args.config, args.out, args.max_time, args.seed_index)
+                return _fit_command(
+                    args.config, args.out, args.max_time, args.seed_index, args.progress
+                )
+            if args.command == "ui":
+                return _ui_command(args.store, args.host, args.port, args.token)
             return _report_command(args.directory)
     except KeyboardInterrupt as exc:  # a stop before or after the fit, which keeps its own
         print(
