@@ -5,9 +5,13 @@ circuit model's parameters whose predictions have chosen means and
 variances, represented as a normalizing flow.
 """
 
+from ._compile_cache import configure as _configure_compile_cache
 from ._quiet import drop_own_retracing_warnings as _drop_own_retracing_warnings
 from ._quiet import start_tensorflow as _start_tensorflow
 
+# XLA reads its flags when it first compiles: the cache of compiled programs
+# is set before TensorFlow starts, so that a second process does not compile.
+_configure_compile_cache()
 # TensorFlow's start-up chatter (CUDA probing, XLA's first compilation) would
 # bury the fit's own output; other lines on stderr still show.
 _start_tensorflow()
