@@ -25,6 +25,9 @@ Sections (``--sections``, default all):
   linear-Gaussian, a box product and a double-well product), defaults, per
   seed; hours on two cores at D = 400 and 800 (``--sizes`` picks D), so it
   runs only when named (or with ``--quick``).
+* ``compile``: a new process's fixed cost before its first iteration
+  (tracing and XLA compilation), with XLA's persistent cache empty and
+  filled by a previous process.
 
 ``--quick`` shrinks every section (fewer problems, iterations, seeds) so the
 whole suite runs in about three minutes on two cores.
@@ -51,6 +54,7 @@ SECTIONS = (
     "simulators",
     "peers",
     "scale",
+    "compile",
 )
 COLUMNS = (
     "section",
@@ -132,6 +136,10 @@ def _run_section(name, args):
         if runs:
             _write_csv(RESULTS / f"peers_runs{args.suffix}.csv", runs, list(runs[0]))
         return rows
+    if name == "compile":
+        from . import compile_cache
+
+        return compile_cache.run(args.quick)
     if name == "scale":
         from . import scale
 
