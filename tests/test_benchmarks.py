@@ -29,6 +29,7 @@ def test_quick_benchmark_suite_runs_and_writes_its_table(tmp_path):
         "optimisations",
         "simulators",
         "scale",
+        "compile",
     }
     assert set(table["section"]) >= sections
     throughput = table[table["section"] == "throughput"]
