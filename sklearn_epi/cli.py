@@ -51,9 +51,10 @@ wrong type or shape exits 2 with its section and key (``[fit] n_seeds: ...``).
 
 A job array fits one seed per task: ``sklearn-epi fit run.toml --seed-index
 $SLURM_ARRAY_TASK_ID`` writes that seed into the run's checkpoint (exit code
-of that seed alone), and ``sklearn-epi fit run.toml`` afterwards loads every
-finished seed and writes the outputs. ``--progress`` prints one flushed line
-per epoch end on stdout, for a job whose output is read while it runs.
+of that seed alone) and that seed's own outputs into ``seed-<k>/``, and
+``sklearn-epi fit run.toml`` afterwards loads every finished seed and writes
+the outputs. ``--progress`` prints one flushed line per epoch end on stdout,
+for a job whose output is read while it runs.
 
 ``sklearn-epi ui [STORE]`` serves a web interface over a directory of runs
 (the optional extra ``sklearn_epi[ui]``): tables, live histories,
@@ -125,7 +126,11 @@ def _fit_command(config_path, directory=None, max_time=None, seed_index=None, pr
     for warning in caught:
         print(f"{warning.category.__name__}: {warning.message}", file=sys.stderr)
     if seed_index is not None:
-        return _seed_status(est, seed_index, config_path)
+        status = _seed_status(est, seed_index, config_path)
+        # The task's own seed as a fit of its own, for a look before the merge
+        # (a NeuroCAAS job or a job-array task delivers it).
+        _write_outputs(est, directory / f"seed-{seed_index}", status)
+        return status
     unfinished = est.seeds_["status"].isin(UNFINISHED).any()
     status = (
         EXIT_AGAIN if unfinished else (EXIT_CONVERGED if est.converged_ else EXIT_NOT_CONVERGED)
@@ -183,6 +188,7 @@ def _seed_status(est, index, config_path) -> int:
 def _write_outputs(est, directory, status) -> None:
     """The fit's files in ``directory``: estimator, tables, result, figures and report."""
     directory = Path(directory)
+    directory.mkdir(exist_ok=True)
     est.save(directory / "fit.npz")
     est.history_.to_csv(directory / "history.csv", index=False)
     est.seeds_.to_csv(directory / "seeds.csv", index=False)
@@ -236,7 +242,8 @@ def _write_report(est, directory, result) -> None:
         (directory / "figures" / f"{name}.png").write_bytes(png)
         encoded = base64.b64encode(png).decode()
         images.append(f'<h2>{name}</h2><img alt="{name}" src="data:image/png;base64,{encoded}">')
-    copies = _config_copies(directory)
+    # A seed task's outputs (seed-<k>/) show the run's configuration.
+    copies = _config_copies(directory) or _config_copies(directory.parent)
     config = copies[0] if copies else None
     summary = {k: v for k, v in result.items() if k != "pvalues"}
     page = f"""<!DOCTYPE html>

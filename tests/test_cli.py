@@ -137,6 +137,12 @@ def test_job_array_tasks_fit_one_seed_each_and_the_plain_command_merges_them(tmp
         assert code in (EXIT_CONVERGED, EXIT_NOT_CONVERGED)
         assert capsys.readouterr().out.startswith(f"seed {index}: converged=")
     assert not (out / "fit.npz").exists()  # no partial fit is written as the result
+    # Each task's seed has outputs of its own, to look at before the merge.
+    for index in (0, 1):
+        seed = json.loads((out / f"seed-{index}" / "result.json").read_text())
+        assert seed["best_seed"] == index
+        assert load(out / f"seed-{index}" / "fit.npz").entropy_ == seed["entropy"]
+        assert "lds_eigenvalues" in (out / f"seed-{index}" / "report.html").read_text()
 
     # A seed fitted by an array task is loaded, not fitted again: the merged
     # fit reports the task's own wall time for it.
