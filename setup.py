@@ -59,14 +59,16 @@ setup(
             "sphinx-mathjax-offline>=0.0.2",
             "tensorboard>=2.18",
             # the web interface and its browser tests (Chromium from tests/install_browser.sh)
-            "dash>=2.14",
-            "selenium>=4.10",
+            "dash>=4.4,<5",
+            "plotly>=5",
+            "selenium>=4.20",
             # the NeuroCAAS analysis against a local S3 (moto's server mode)
             "moto[server]>=5.0",
             "boto3>=1.28",
         ],
-        # sklearn-epi ui: a local web interface over a directory of runs
-        "ui": ["dash>=2.14"],
+        # sklearn-epi ui: a local web interface over a directory of runs. Checked
+        # with dash 4.4.1 and plotly 7.1.0; Dash 5 may drop dash_table.DataTable.
+        "ui": ["dash>=4.4,<5", "plotly>=5"],
         "monitoring": ["tensorboard>=2.18"],
         # benchmarks/peers.py only (never imported by the package); checked with
         # sbi 0.27.0 and PyTorch 2.13 (CPU build).

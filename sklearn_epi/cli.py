@@ -108,9 +108,13 @@ def _fit_command(config_path, directory=None, max_time=None, seed_index=None, pr
         )
     try:
         directory.mkdir(parents=True, exist_ok=True)
+        copy = directory / f"config{Path(config_path).suffix.lower()}"
+        given = Path(config_path).resolve()
         for old in _config_copies(directory):  # one copy, the config this run was made from
-            old.unlink()
-        shutil.copyfile(config_path, directory / f"config{Path(config_path).suffix.lower()}")
+            if old.resolve() != given:  # the configuration itself may live there
+                old.unlink()
+        if copy.resolve() != given:
+            shutil.copyfile(config_path, copy)
     except OSError as exc:
         raise ConfigError(f"output directory {directory}: {exc}") from exc
     with warnings.catch_warnings(record=True) as caught:

@@ -144,6 +144,15 @@ def test_a_yaml_fit_keeps_its_config_copy_and_prints_a_line_per_epoch(tmp_path, 
     ] == epochs
 
 
+def test_a_configuration_inside_its_output_directory_is_kept(tmp_path, capsys):
+    # The copy step deleted it (exit 2, the configuration gone).
+    out = tmp_path / "out"
+    out.mkdir()
+    config = write(out, "config.yaml", YAML.replace("max_epochs: 2", "max_epochs: 1"))
+    assert main(["fit", str(config), "--out", str(out)]) in (EXIT_CONVERGED, EXIT_NOT_CONVERGED)
+    assert config.read_text().startswith("\nmodel:") and sorted(out.glob("config.*")) == [config]
+
+
 def test_ui_needs_a_directory(tmp_path, capsys):
     assert main(["ui", str(tmp_path / "missing")]) == EXIT_CONFIG
     assert "STORE" in capsys.readouterr().err
