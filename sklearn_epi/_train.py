@@ -85,6 +85,7 @@ class _Adam(tf.Module):
         cosine *= tf.minimum(done / self.WARMUP, 1.0)
         return self.lr * tf.where(self.horizon > 0, cosine, tf.ones_like(cosine))
 
+    @tf.autograph.experimental.do_not_convert
     def apply(self, grads):
         self.t.assign_add(1.0)
         dtype = self.t.dtype
@@ -135,16 +136,23 @@ class _Stepper(tf.Module):
         """``num_steps`` Adam steps on ``loss_of(seed)``, each with the stream's next seed.
 
         Returns the mean loss and whether every loss and weight stayed finite.
+        The loop is written out as a ``tf.while_loop``: no user code runs in
+        these fits, so they are traced without autograph, whose conversion of
+        the flow's and TFP's Python cost each new process about a second.
         """
-        total = tf.zeros([], self.flow.dtype)
-        all_finite = tf.constant(True)
-        for _ in tf.range(num_steps):
+
+        def body(i, total, all_finite):
             seed = self._next_seed()
             with tf.GradientTape() as tape:
                 loss = loss_of(seed)
             self.adam.apply(self._gradients(tape, loss))
-            all_finite = tf.logical_and(all_finite, tf.math.is_finite(loss))
-            total += loss
+            return i + 1, total + loss, tf.logical_and(all_finite, tf.math.is_finite(loss))
+
+        _, total, all_finite = tf.while_loop(
+            lambda i, *_: i < num_steps,
+            body,
+            (tf.constant(0), tf.zeros([], self.flow.dtype), tf.constant(True)),
+        )
         all_finite = tf.logical_and(all_finite, self._all_weights_finite())
         return total / tf.cast(num_steps, self.flow.dtype), all_finite
 
@@ -164,7 +172,10 @@ class GaussianFit(_Stepper):
         self.mean = tf.Variable(tf.zeros([dim], dtype), trainable=False)
         self.std = tf.Variable(tf.ones([dim], dtype), trainable=False)
         self.steps = tf.function(
-            self._steps, input_signature=[tf.TensorSpec([], tf.int32)], jit_compile=jit_compile
+            self._steps,
+            input_signature=[tf.TensorSpec([], tf.int32)],
+            jit_compile=jit_compile,
+            autograph=False,
         )
 
     def _steps(self, num_steps):
@@ -201,6 +212,7 @@ class SampleFit(_Stepper):
                 tf.TensorSpec([], tf.int32),
             ],
             jit_compile=jit_compile,
+            autograph=False,
         )
 
     def _steps(self, samples, num_steps):

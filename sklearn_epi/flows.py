@@ -338,6 +338,11 @@ class FlowDistribution(tf.Module):
         z, log_det = self.bijector.forward_and_log_det(x)
         return z, self._base_log_prob(x, logits) - log_det
 
+    # The flow's methods are plain TensorFlow, with Python control flow on
+    # Python values only: autograph, which the training loop needs for the
+    # user's statistic, is kept out of them and of TFP beneath them (it spent
+    # seconds of every new process converting their source).
+    @tf.autograph.experimental.do_not_convert
     def sample_and_log_prob(self, n, seed):
         r"""Draw ``n`` samples and their log densities in one forward pass.
 
@@ -374,6 +379,7 @@ class FlowDistribution(tf.Module):
             seed = tf.constant([0, seed], tf.int64)
         return self.sample_and_log_prob(n, seed)[0]
 
+    @tf.autograph.experimental.do_not_convert
     def stratified_sample_and_log_prob(self, n, seed, split=None, train_weights=True):
         r"""``n`` samples in equal shares from each base mode, with weights.
 
@@ -414,6 +420,7 @@ class FlowDistribution(tf.Module):
         z, log_q = self._push(x + tf.gather(self.base_locs, mode), logits)
         return z, log_q, w
 
+    @tf.autograph.experimental.do_not_convert
     def log_prob(self, z):
         """Log density of points ``z`` (inside the support): one inverse pass."""
         x, log_det = self.bijector.inverse_and_log_det(z)
