@@ -108,6 +108,19 @@ def start_tensorflow() -> None:
         tf.config.list_physical_devices()
 
 
+def child_environment(env: dict) -> dict:
+    """``env`` for a new process, without the log level this package set for itself.
+
+    A child that inherited ``TF_CPP_MIN_LOG_LEVEL=2`` from this process
+    would take it for the user's choice and print TensorFlow's start-up
+    notices unfiltered.
+    """
+    env = dict(env)
+    if _state["filter"]:
+        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    return env
+
+
 def start_xla() -> None:
     """Compile once with XLA, dropping its start-up notices (once per process; cheap after)."""
     if _state["xla"] or not _state["filter"]:

@@ -55,6 +55,22 @@ def test_import_and_a_compiled_fit_print_only_our_own_output():
     assert done.stderr == ""
 
 
+def test_a_fit_launched_from_a_process_that_imported_the_package_is_quiet_too():
+    # The web interface launches fits: they inherited the log level the
+    # interface's import had set, took it for the user's, and printed
+    # TensorFlow's start-up notices into the run's log.
+    parent = (
+        "import os, subprocess, sys, sklearn_epi\n"
+        "from sklearn_epi._quiet import child_environment\n"
+        f"done = subprocess.run([sys.executable, '-c', {FIT!r}], capture_output=True, text=True,\n"
+        "                      env=child_environment(os.environ))\n"
+        "print(done.stdout.strip(), repr(done.stderr))"
+    )
+    done = run_python(parent)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fitted ''"
+
+
 def test_importing_leaves_the_thread_pools_to_the_worker():
     # A worker caps TensorFlow's pools (n_jobs > 1) after importing the
     # package; a quiet start that compiled at import fixed them first.
