@@ -57,7 +57,7 @@ def load_config(path) -> dict:
     configuration's ``[fit] max_time`` (the smaller of the two when both are
     given).
     """
-    config = _read(Path(path))
+    config = read(Path(path))
     if not isinstance(config, dict):
         raise ConfigError(f"{path} must hold a table of sections, got {type(config).__name__}")
     for key in RESERVED:
@@ -95,8 +95,14 @@ def duration_max_time(minutes: float) -> float:
     return DURATION_SHARE * 60.0 * float(minutes)
 
 
-def _read(path: Path):
-    """The file's content in the format its suffix names."""
+def read(path) -> object:
+    """A configuration file's content, as data, in the format its suffix names.
+
+    Nothing is checked but the format: repeated keys, YAML's object tags and
+    an unknown suffix raise :class:`ConfigError`. :func:`load_config` checks
+    the sections and keys.
+    """
+    path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ConfigError(

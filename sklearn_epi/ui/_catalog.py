@@ -21,17 +21,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import _checkpoint
+from .. import _checkpoint, _config
 from .._reporting import history_frame
 from .._seed_state import Saved
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 #: The configuration copies the CLI writes in its output directory.
-CONFIG_NAMES = ("config.json", "config.toml", "config.yaml", "config.yml")
+CONFIG_NAMES = tuple(f"config{suffix}" for suffix in _config.FORMATS)
 
 #: What the interface writes beside a run it launched: command, pid, exit code.
 LAUNCH_FILE = "ui-launch.json"
@@ -110,17 +105,6 @@ def discover(store) -> list:
     return entries
 
 
-def read_config(path: Path) -> dict:
-    """A configuration file's content (TOML, JSON or YAML by suffix), read as data."""
-    if path.suffix == ".toml":
-        return tomllib.loads(path.read_text())
-    if path.suffix == ".json":
-        return json.loads(path.read_text())
-    import yaml
-
-    return yaml.safe_load(path.read_text())
-
-
 def _stamp(*paths) -> tuple:
     """What changes when any of ``paths`` is rewritten (an atomic rename included)."""
     stamps = []
@@ -176,7 +160,7 @@ class RunCatalog:
         path = entry.config_file()
         if path is None:
             return None
-        return self._cached(("config", path), _stamp(path), lambda: read_config(path))
+        return self._cached(("config", path), _stamp(path), lambda: _config.read(path))
 
     def description(self, entry: RunEntry) -> dict | None:
         """The checkpoint's ``run.json`` (None before the fit wrote it)."""
