@@ -35,6 +35,10 @@ except ModuleNotFoundError:  # Python 3.10
 #: The suffixes of the formats read, and the name of each format.
 FORMATS = {".toml": "TOML", ".json": "JSON", ".yaml": "YAML", ".yml": "YAML"}
 
+#: The copy of its configuration that ``sklearn-epi fit`` keeps in an output
+#: directory, under the configuration's own suffix.
+COPY_NAMES = tuple(f"config{suffix}" for suffix in FORMATS)
+
 #: The sections of a configuration, and NeuroCAAS's reserved top-level keys.
 SECTIONS = ("model", "property", "flow", "al_params", "fit", "output")
 RESERVED = ("__duration__", "__dataset_size__")
@@ -83,6 +87,11 @@ def load_config(path) -> dict:
         if key not in config.get(section, {}):
             raise ConfigError(f"[{section}] {key} is required")
     return config
+
+
+def copies_in(directory) -> list:
+    """The configuration copies (``config.toml``, ``config.json``, ...) in an output directory."""
+    return [p for name in COPY_NAMES if (p := Path(directory) / name).is_file()]
 
 
 def duration_max_time(minutes: float) -> float:

@@ -79,7 +79,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from ._config import FORMATS, ConfigError, build_estimator, load_config
+from ._config import ConfigError, build_estimator, copies_in, load_config
 from ._reporting import EpochCallback
 from ._seed_state import UNFINISHED
 from ._seeds import sigterm_as_interrupt
@@ -110,7 +110,7 @@ def _fit_command(config_path, directory=None, max_time=None, seed_index=None, pr
         directory.mkdir(parents=True, exist_ok=True)
         copy = directory / f"config{Path(config_path).suffix.lower()}"
         given = Path(config_path).resolve()
-        for old in _config_copies(directory):  # one copy, the config this run was made from
+        for old in copies_in(directory):  # one copy, the config this run was made from
             if old.resolve() != given:  # the configuration itself may live there
                 old.unlink()
         if copy.resolve() != given:
@@ -164,11 +164,6 @@ class _ProgressLines(EpochCallback):
             f"iteration {record.iteration}, {record.wall_time:.1f} s",
             flush=True,
         )
-
-
-def _config_copies(directory) -> list:
-    """The configuration copies in an output directory (``config.toml``, ``.json``, ...)."""
-    return [p for suffix in FORMATS if (p := Path(directory) / f"config{suffix}").is_file()]
 
 
 def _seed_status(est, index, config_path) -> int:
@@ -247,7 +242,7 @@ def _write_report(est, directory, result) -> None:
         encoded = base64.b64encode(png).decode()
         images.append(f'<h2>{name}</h2><img alt="{name}" src="data:image/png;base64,{encoded}">')
     # A seed task's outputs (seed-<k>/) show the run's configuration.
-    copies = _config_copies(directory) or _config_copies(directory.parent)
+    copies = copies_in(directory) or copies_in(directory.parent)
     config = copies[0] if copies else None
     summary = {k: v for k, v in result.items() if k != "pvalues"}
     page = f"""<!DOCTYPE html>

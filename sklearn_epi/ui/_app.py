@@ -279,7 +279,7 @@ def _compare_callbacks(app, catalog, views, launcher):
         entries = [e for e in (catalog.entry(n) for n in chosen or []) if e is not None]
         if len(entries) < 2:
             return html.P("Choose two or more runs.")
-        summary, tables, samples = [], [], {}
+        summary, tables, samples, undrawn = [], [], {}, []
         for entry in entries:
             row = catalog.summary(entry, launcher.state(entry.root))
             summary.append({k: row[k] for k in ("run", "status", "converged", "entropy", "epochs")})
@@ -287,8 +287,8 @@ def _compare_callbacks(app, catalog, views, launcher):
             if has_fit(entry):
                 try:
                     samples[entry.name] = views.samples(entry)
-                except Exception:  # listed, not drawn
-                    pass
+                except Exception as exc:  # listed, and said why it is not drawn
+                    undrawn.append(f"{entry.name}: marginals not drawn ({exc})")
         parts = [
             html.H2("Entropies"),
             _layout.simple_table(pd.DataFrame(summary), index=False, id="compare-entropies"),
@@ -298,6 +298,7 @@ def _compare_callbacks(app, catalog, views, launcher):
         if samples:
             figure = _layout.marginals_figure(samples)
             parts += [html.H2("Marginals"), dash.dcc.Graph(id="marginals", figure=figure)]
+        parts += [html.P(line, className="error") for line in undrawn]
         return parts
 
 

@@ -11,6 +11,7 @@ be read makes its run a row whose status says why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -24,9 +25,6 @@ import pandas as pd
 from .. import _checkpoint, _config
 from .._reporting import history_frame
 from .._seed_state import Saved
-
-#: The configuration copies the CLI writes in its output directory.
-CONFIG_NAMES = tuple(f"config{suffix}" for suffix in _config.FORMATS)
 
 #: What the interface writes beside a run it launched: command, pid, exit code.
 LAUNCH_FILE = "ui-launch.json"
@@ -75,11 +73,11 @@ class RunEntry:
 
     def config_file(self) -> Path | None:
         """The configuration copy of a CLI run, if it has one."""
-        return next((p for n in CONFIG_NAMES if (p := self.root / n).is_file()), None)
+        return next(iter(_config.copies_in(self.root)), None)
 
 
 def _is_cli_output(path: Path) -> bool:
-    markers = ("checkpoint", "result.json", LAUNCH_FILE, *CONFIG_NAMES)
+    markers = ("checkpoint", "result.json", LAUNCH_FILE, *_config.COPY_NAMES)
     return any((path / marker).exists() for marker in markers)
 
 
@@ -117,6 +115,33 @@ def _stamp(*paths) -> tuple:
     return tuple(stamps)
 
 
+class StampedCache:
+    """Values computed from files, kept until the files' :func:`_stamp` changes.
+
+    An error is kept like a value (a damaged file is not read again until it
+    changes) and raised to each caller. With ``lock``, computing is
+    serialised under it.
+    """
+
+    def __init__(self, lock=None):
+        self._held = {}
+        self._lock = lock if lock is not None else contextlib.nullcontext()
+
+    def get(self, key, stamp, compute):
+        """``compute()``, or its value (or error) from the last call with this ``stamp``."""
+        with self._lock:
+            held = self._held.get(key)
+            if held is None or held[0] != stamp:
+                try:
+                    held = (stamp, compute(), None)
+                except Exception as exc:  # reported by the caller; the server goes on
+                    held = (stamp, None, exc)
+                self._held[key] = held
+        if held[2] is not None:
+            raise held[2]
+        return held[1]
+
+
 class RunCatalog:
     """Reads runs on disk, keeping each parsed file until its modification time changes.
 
@@ -128,7 +153,7 @@ class RunCatalog:
 
     def __init__(self, store):
         self.store = Path(store)
-        self._cache = {}
+        self._cache = StampedCache()
 
     def entries(self) -> list:
         return discover(self.store)
@@ -137,37 +162,24 @@ class RunCatalog:
         """The run named ``name`` in the store, or None."""
         return next((e for e in self.entries() if e.name == name), None)
 
-    def _cached(self, key, stamp, read):
-        """``read()``, or its value (or error) from the last call with this ``stamp``."""
-        held = self._cache.get(key)
-        if held is None or held[0] != stamp:
-            try:
-                held = (stamp, read(), None)
-            except Exception as exc:  # a damaged file: remembered, reported by the caller
-                held = (stamp, None, exc)
-            self._cache[key] = held
-        if held[2] is not None:
-            raise held[2]
-        return held[1]
-
     def json_file(self, path: Path):
         """A JSON file's content (None if absent)."""
         if not path.is_file():
             return None
-        return self._cached(("json", path), _stamp(path), lambda: json.loads(path.read_text()))
+        return self._cache.get(("json", path), _stamp(path), lambda: json.loads(path.read_text()))
 
     def config(self, entry: RunEntry) -> dict | None:
         path = entry.config_file()
         if path is None:
             return None
-        return self._cached(("config", path), _stamp(path), lambda: _config.read(path))
+        return self._cache.get(("config", path), _stamp(path), lambda: _config.read(path))
 
     def description(self, entry: RunEntry) -> dict | None:
         """The checkpoint's ``run.json`` (None before the fit wrote it)."""
         path = entry.checkpoint / "run.json"
         if not path.is_file():
             return None
-        return self._cached(
+        return self._cache.get(
             ("run", path), _stamp(path), lambda: _checkpoint.read_description(entry.checkpoint)
         )
 
@@ -188,7 +200,7 @@ class RunCatalog:
                     data = _checkpoint.load_seed(entry.checkpoint, index, key)
                 return Saved.from_file(data)
 
-            seeds[index] = self._cached(("seed", file), stamp, read)
+            seeds[index] = self._cache.get(("seed", file), stamp, read)
         return seeds
 
     def history(self, entry: RunEntry) -> pd.DataFrame:

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _checkpoint, _safe_file, persistence
-from ._catalog import RunEntry, _stamp
+from ._catalog import RunEntry, StampedCache, _stamp
 
 #: Samples drawn for the pairplot, the predictive check and the marginals.
 N_SAMPLES = 1000
@@ -77,23 +77,10 @@ class FittedViews:
     """
 
     def __init__(self):
-        self._cache = {}
-        self._lock = threading.RLock()
+        self._cache = StampedCache(lock=threading.RLock())
 
     def _get(self, entry: RunEntry, what: str, compute):
-        key = (entry.fit_file, what)
-        stamp = _stamp(entry.fit_file)
-        with self._lock:
-            held = self._cache.get(key)
-            if held is None or held[0] != stamp:
-                try:
-                    held = (stamp, compute(), None)
-                except Exception as exc:  # shown on the page, the server goes on
-                    held = (stamp, None, exc)
-                self._cache[key] = held
-        if held[2] is not None:
-            raise held[2]
-        return held[1]
+        return self._cache.get((entry.fit_file, what), _stamp(entry.fit_file), compute)
 
     def estimator(self, entry: RunEntry):
         return self._get(entry, "estimator", lambda: load_fitted(entry))

@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from .. import _quiet
-from .._config import ConfigError, _check_keys, build_estimator, load_config
-from ._catalog import CONFIG_NAMES, LAUNCH_FILE
+from .._config import ConfigError, _check_keys, build_estimator, copies_in, load_config
+from ._catalog import LAUNCH_FILE
 
 #: Names a launched run's directory may have.
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -138,10 +138,10 @@ class Launcher:
         return directory
 
     def _config(self, directory: Path) -> Path:
-        for name in CONFIG_NAMES:
-            if (directory / name).is_file():
-                return directory / name
-        raise ConfigError(f"{directory} holds no configuration to run")
+        copies = copies_in(directory)
+        if not copies:
+            raise ConfigError(f"{directory} holds no configuration to run")
+        return copies[0]
 
     def start(self, directory) -> None:
         """Start (or resume: the same command again) the fit of a run directory."""
