@@ -29,6 +29,7 @@ if CHROMIUM is None or CHROMEDRIVER is None:
     )
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -143,7 +144,12 @@ def screenshot(driver, folder, name, whole=True):
 
 
 def wait(driver, condition, timeout=60):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    """Wait for ``condition``; a timeout says what the page's status showed then."""
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    except TimeoutException:
+        shown = f"status {text(driver, 'run-status')!r}, {text(driver, 'epoch-count')!r}"
+        raise TimeoutException(f"after {timeout} s the page shows {shown}") from None
 
 
 def text(driver, element_id) -> str:
@@ -222,10 +228,17 @@ def test_a_fit_launched_from_the_form_stops_and_resumes(driver, url, store, scre
     fill(driver, "form-name", "from-form")
     fill(driver, "form-flow-num_units", 16)
     fill(driver, "form-al_params-num_iters", 200)
-    fill(driver, "form-al_params-max_epochs", 50)
+    fill(driver, "form-al_params-max_epochs", 1000)
     fill(driver, "form-al_params-init_iters", 20)
     fill(driver, "form-al_params-batch_size", 100)
-    fill(driver, "form-extra", json.dumps({"fit": {"n_test": 50, "jit_compile": False}}))
+    # A frequency no matrix within the bounds has: the fit cannot converge,
+    # so it still runs when Stop is clicked, however slow the machine.
+    unreachable = {"property": {"mu": {"real": 0.0, "imag": 50.0}}}
+    fill(
+        driver,
+        "form-extra",
+        json.dumps({**unreachable, "fit": {"n_test": 50, "jit_compile": False}}),
+    )
     screenshot(driver, screenshots, "form")
     driver.find_element(By.ID, "launch-button").click()
     wait(driver, lambda d: d.current_url.endswith("/run/from-form"))
@@ -233,7 +246,7 @@ def test_a_fit_launched_from_the_form_stops_and_resumes(driver, url, store, scre
     record = store / "from-form" / "ui-launch.json"
     assert (
         json.loads((store / "from-form" / "config.json").read_text())["al_params"]["max_epochs"]
-        == 50
+        == 1000
     )
     wait(driver, lambda d: d.find_element(By.ID, "stop-button").is_enabled())
     driver.find_element(By.ID, "stop-button").click()
