@@ -57,6 +57,7 @@ DATA = Path(__file__).resolve().parent / "data"
 parser = argparse.ArgumentParser()
 parser.add_argument("--checkpoint", type=Path, help="directory of per-epoch checkpoints")
 parser.add_argument("--out", type=Path, default=DATA, help="directory of the two fits")
+parser.add_argument("--only", choices=["high_sW", "low_sW"], help="fit one of the two regimes")
 args = parser.parse_args()
 statistic = sc_task_accuracy(n_trials=200)
 low, high = np.array(list(SC_BOUNDS.values())).T
@@ -122,6 +123,8 @@ def closest(kept, accuracy, std=0.1):
 kept, accuracy = brute_force()
 args.out.mkdir(parents=True, exist_ok=True)
 for name, below in {"high_sW": None, "low_sW": -1.0}.items():
+    if args.only and name != args.only:
+        continue
     path = args.out / f"sc_{name}.npz"
     start = closest(kept if below is None else kept[kept[:, 0] < below], accuracy)
     print(f"{name}: initial Gaussian N({start.round(2)}, 0.1^2)")

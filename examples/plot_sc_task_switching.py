@@ -39,6 +39,7 @@ import numpy as np
 import sklearn_epi
 from sklearn_epi.analysis import find_mode, sensitivity
 from sklearn_epi.circuits import SC_EIGENMODES, SC_MU, SC_SIGMA2, sc_task_accuracy
+from sklearn_epi.persistence import file_info
 
 try:
     here = Path(__file__).resolve().parent
@@ -50,6 +51,11 @@ fits = {
 }
 samples = {}
 for label, est in fits.items():
+    made = file_info(here / "data" / f"sc_{label.replace(' ', '_')}.npz")
+    print(
+        f"{label}: made by sklearn_epi {made['sklearn_epi']} at {made['commit']}, "
+        f"TF {made['tensorflow']}"
+    )
     print(
         f"{label}: converged {est.converged_} at epoch {est.epoch_} of "
         f"{est.history_['epoch'].max()}, {est.fit_time_ / 60:.0f} min; entropy "

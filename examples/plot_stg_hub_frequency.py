@@ -37,12 +37,16 @@ import numpy as np
 import sklearn_epi
 from sklearn_epi.analysis import find_mode, sensitivity
 from sklearn_epi.circuits import STG_MU, STG_SIGMA2, stg_simulate
+from sklearn_epi.persistence import file_info
 
 try:
     here = Path(__file__).resolve().parent
 except NameError:  # sphinx-gallery executes the file without __file__
     here = Path("examples").resolve() if Path("examples").is_dir() else Path.cwd()
-est = sklearn_epi.load(here / "data" / "stg_hub_frequency.npz")
+path = here / "data" / "stg_hub_frequency.npz"
+est = sklearn_epi.load(path)
+made = file_info(path)  # what made the file: python examples/refit_all.py
+print(f"made by sklearn_epi {made['sklearn_epi']} ({made['commit']}), TF {made['tensorflow']}")
 print(
     f"fit: converged {est.converged_} at epoch {est.epoch_}, {est.n_iter_} iterations, "
     f"{est.fit_time_:.0f} s; entropy {est.entropy_:.2f} nats; p-values {est.pvalues_.round(3)}"

@@ -34,6 +34,7 @@ from scipy import stats
 import sklearn_epi
 from sklearn_epi.analysis import find_mode, sensitivity
 from sklearn_epi.circuits import V1_MU_5HZ, V1_MU_10HZ, V1_SIGMA2
+from sklearn_epi.persistence import file_info
 
 try:
     here = Path(__file__).resolve().parent
@@ -45,6 +46,11 @@ fits = {
 }
 samples = {}
 for label, (est, _) in fits.items():
+    made = file_info(here / "data" / f"v1_{label.replace(' ', '').lower()}.npz")
+    print(
+        f"{label}: made by sklearn_epi {made['sklearn_epi']} at {made['commit']}, "
+        f"TF {made['tensorflow']}"
+    )
     print(
         f"{label}: converged {est.converged_} at epoch {est.epoch_} of "
         f"{est.history_['epoch'].max()}, {est.fit_time_ / 60:.0f} min; entropy "

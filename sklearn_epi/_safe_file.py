@@ -16,10 +16,12 @@ code the file holds.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import io
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import zipfile
@@ -277,10 +279,53 @@ def _hashable(key):
 
 
 def header(kind: str, run: str | None = None) -> dict:
-    """A file's header: what it holds, the version that wrote it, its run's key."""
+    """A file's header: what it holds, what wrote it, its run's key.
+
+    What wrote it: this package's version, the git commit of its source when
+    it runs from a checkout (:func:`source_commit`), and TensorFlow's version,
+    which alone can change a fit's course (see "Several seeds" in the user
+    guide).
+    """
     from . import __version__
 
-    return {"kind": kind, "sklearn_epi": __version__, "run": run}
+    tensorflow = sys.modules.get("tensorflow")
+    return {
+        "kind": kind,
+        "sklearn_epi": __version__,
+        "commit": source_commit(),
+        "tensorflow": getattr(tensorflow, "__version__", None),
+        "run": run,
+    }
+
+
+@functools.lru_cache(maxsize=1)
+def source_commit() -> str | None:
+    """The git commit of the checkout this package runs from; None for an installed copy.
+
+    ``"<sha>+dirty"`` when the package's tracked files differ from that commit
+    (changes elsewhere in the checkout, such as the data a script writes, do
+    not count). Asked once per process.
+    """
+    package = Path(__file__).resolve().parent
+
+    def git(*args) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(package), *args], capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    # A package inside some other repository (a virtual environment in a
+    # project's folder) is not that repository's: its own file must be tracked.
+    if git("ls-files", "--error-unmatch", "--", Path(__file__).name) is None:
+        return None
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return None
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return commit + ("+dirty" if changed else "")
 
 
 def dumps(content, header: dict) -> bytes:
@@ -324,6 +369,24 @@ def read_header(archive: zipfile.ZipFile, path) -> tuple[dict, dict]:
             f"{path} is a ZIP archive but not a sklearn_epi file ({exc})"
         ) from exc
     return document, header
+
+
+def read_file_header(path) -> dict:
+    """The header of a file in this format (:func:`header`), without reading its arrays.
+
+    Raises
+    ------
+    NotSafeFileError
+        If the file is not in this format, naming it.
+    """
+    path = Path(path)
+    try:
+        if not is_safe_file(path):
+            raise NotSafeFileError(f"{path} is not a file in sklearn_epi's safe format")
+        with zipfile.ZipFile(path) as archive:
+            return read_header(archive, path)[1]
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise NotSafeFileError(f"{path} cannot be read ({type(exc).__name__}: {exc})") from exc
 
 
 def load(path, kind: str) -> tuple:

@@ -33,7 +33,7 @@ from . import _safe_file
 from ._validation import _resolve_al_params, user_stacklevel
 from .property import EmergentProperty
 
-__all__ = ["save", "load", "convert", "MissingStatistic", "SavedFitMixin"]
+__all__ = ["save", "load", "convert", "file_info", "MissingStatistic", "SavedFitMixin"]
 
 
 class PackedStatistic(NamedTuple):
@@ -301,6 +301,45 @@ def load(path, trusted: bool = False):
     if not isinstance(estimator, EPIEstimator):
         raise TypeError(f"{path} holds a {type(estimator).__name__}, not an EPIEstimator")
     return estimator
+
+
+def file_info(path) -> dict:
+    """What made a saved fit or checkpoint file, read without loading it.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :meth:`EPIEstimator.save`, a checkpoint's
+        ``seed-<i>.npz`` or a run store's ``fit.npz``.
+
+    Returns
+    -------
+    dict
+        ``kind`` (``"fit"`` or ``"seed"``), ``format``, ``sklearn_epi`` (the
+        version that wrote it), ``commit`` (the git commit of the package's
+        source checkout, ``"+dirty"`` with local changes to the package; None
+        for an installed copy), ``tensorflow`` (its version) and ``run`` (the
+        checkpoint key). Files written before version 0.2.0's provenance
+        fields lack ``commit`` and ``tensorflow``; they read as None.
+
+    Raises
+    ------
+    ValueError
+        If the file is not in sklearn_epi's safe format, naming it.
+
+    Examples
+    --------
+    >>> import sklearn_epi
+    >>> from sklearn_epi.persistence import file_info
+    >>> info = file_info("examples/data/stg_hub_frequency.npz")  # doctest: +SKIP
+    >>> info["sklearn_epi"], info["commit"]  # doctest: +SKIP
+    ('0.2.0', '3673bf37aee890d6b6230f0154fc38514f76d98b')
+    """
+    found = _safe_file.read_file_header(path)
+    return {
+        key: found.get(key)
+        for key in ("kind", "format", "sklearn_epi", "commit", "tensorflow", "run")
+    }
 
 
 def convert(path) -> list:

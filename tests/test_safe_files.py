@@ -20,10 +20,10 @@ import pytest
 from conftest import TINY_MU, TINY_SIGMA2, WritesMarker, tiny_estimator
 
 import sklearn_epi
-from sklearn_epi import ALParams, RunStore, convert, load, load_run, runs
+from sklearn_epi import ALParams, RunStore, _safe_file, convert, load, load_run, runs
 from sklearn_epi._checkpoint import FIT_FILE, load_seed, seed_indices
 from sklearn_epi.cli import EXIT_CONFIG, main
-from sklearn_epi.persistence import MissingStatistic
+from sklearn_epi.persistence import MissingStatistic, file_info
 
 QUICK = ALParams(c0=1.0, beta=4.0, num_iters=50, max_epochs=2, init_iters=20, batch_size=100)
 
@@ -71,6 +71,47 @@ def test_a_saved_fit_comes_back_whole(tiny_fit, tmp_path):
     assert content["content"]["statistic"] == {"function": "conftest:identity"}
     with np.load(path, allow_pickle=False) as arrays:  # NumPy's reader refuses any pickle
         assert arrays["0"].ndim == 1
+
+
+def test_a_saved_file_says_what_made_it(tiny_fit, tmp_path):
+    import tensorflow as tf
+
+    info = file_info(tiny_fit.save(tmp_path / "fit.npz"))
+    assert info["kind"] == "fit" and info["sklearn_epi"] == sklearn_epi.__version__
+    assert info["tensorflow"] == tf.__version__
+    assert info["commit"] == _safe_file.source_commit()
+    with pytest.raises(ValueError, match="not a file in sklearn_epi's safe format"):
+        file_info(Path(__file__))
+
+
+def git(folder, *args):
+    import subprocess
+
+    return subprocess.run(
+        ["git", "-C", str(folder), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_commit_is_the_packages_own_and_says_when_it_was_changed(tmp_path, monkeypatch):
+    # A package copied into some repository's folder without being tracked there
+    # (a virtual environment inside a project) is not that repository's commit.
+    package = tmp_path / "checkout" / "sklearn_epi"
+    package.mkdir(parents=True)
+    module = package / "_safe_file.py"
+    module.write_text("# the package\n")
+    git(tmp_path / "checkout", "init", "-q")
+    monkeypatch.setattr(_safe_file, "__file__", str(module))
+    monkeypatch.setattr(_safe_file, "source_commit", _safe_file.source_commit.__wrapped__)
+    assert _safe_file.source_commit() is None
+    git(tmp_path / "checkout", "add", ".")
+    git(tmp_path / "checkout", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    head = git(tmp_path / "checkout", "rev-parse", "HEAD")
+    assert _safe_file.source_commit() == head
+    (tmp_path / "checkout" / "data.npz").write_text("a script's output, untracked")
+    assert _safe_file.source_commit() == head
+    module.write_text("# changed\n")
+    assert _safe_file.source_commit() == head + "+dirty"
 
 
 def test_an_instance_statistic_is_stored_as_its_class_and_data(tmp_path):
@@ -211,6 +252,14 @@ def test_old_pickles_are_read_after_convert_and_resume_as_before(store, tmp_path
     "name", sorted(p.name for p in (Path(__file__).parents[1] / "examples" / "data").glob("*.npz"))
 )
 def test_the_shipped_example_fits_load_safely_with_their_statistics(name):
-    est = load(Path(__file__).parents[1] / "examples" / "data" / name)
+    path = Path(__file__).parents[1] / "examples" / "data" / name
+    est = load(path)
     assert not isinstance(est.statistic, MissingStatistic)
     assert len(est.flow_weights_) > 0 and est.bounds_.shape == (len(est.param_names_), 2)
+    # Made by this version, at a commit of this repository without local
+    # changes to the package (python examples/refit_all.py).
+    info = file_info(path)
+    assert info["sklearn_epi"] == sklearn_epi.__version__ and info["tensorflow"]
+    assert info["commit"] and len(info["commit"]) == 40, info["commit"]
+    if shutil.which("git") and _safe_file.source_commit():
+        git(path.parent, "merge-base", "--is-ancestor", info["commit"], "HEAD")
