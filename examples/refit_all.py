@@ -48,7 +48,9 @@ def run(name: str, threads: int) -> tuple:
         f"tf.config.threading.set_inter_op_parallelism_threads({threads}); "
         "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
     )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # The package of this checkout, as the check of its commit saw it.
+    path = os.pathsep.join(filter(None, [str(HERE.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}
     start = time.perf_counter()
     with subprocess.Popen(
         [sys.executable, "-c", launcher, str(HERE / script[0]), *script[1:]],
@@ -74,10 +76,9 @@ def main(argv=None) -> int:
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1; got {args.jobs}")
     sys.path.insert(0, str(HERE.parent))
-    from sklearn_epi._safe_file import source_commit
+    from sklearn_epi._safe_file import SOURCE_COMMIT as commit
     from sklearn_epi.persistence import file_info
 
-    commit = source_commit()
     if commit is None or commit.endswith("+dirty"):
         if not args.allow_dirty:
             parser.error(

@@ -16,7 +16,6 @@ code the file holds.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import io
 import json
@@ -282,7 +281,7 @@ def header(kind: str, run: str | None = None) -> dict:
     """A file's header: what it holds, what wrote it, its run's key.
 
     What wrote it: this package's version, the git commit of its source when
-    it runs from a checkout (:func:`source_commit`), and TensorFlow's version,
+    it runs from a checkout (:data:`SOURCE_COMMIT`), and TensorFlow's version,
     which alone can change a fit's course (see "Several seeds" in the user
     guide).
     """
@@ -292,21 +291,20 @@ def header(kind: str, run: str | None = None) -> dict:
     return {
         "kind": kind,
         "sklearn_epi": __version__,
-        "commit": source_commit(),
+        "commit": SOURCE_COMMIT,
         "tensorflow": getattr(tensorflow, "__version__", None),
         "run": run,
     }
 
 
-@functools.lru_cache(maxsize=1)
-def source_commit() -> str | None:
-    """The git commit of the checkout this package runs from; None for an installed copy.
+def find_source_commit(module_file) -> str | None:
+    """The git commit of the checkout holding this package's ``module_file``; else None.
 
     ``"<sha>+dirty"`` when the package's tracked files differ from that commit
     (changes elsewhere in the checkout, such as the data a script writes, do
-    not count). Asked once per process.
+    not count). None for an installed copy, or where git is missing.
     """
-    package = Path(__file__).resolve().parent
+    package = Path(module_file).resolve().parent
 
     def git(*args) -> str | None:
         try:
@@ -319,13 +317,19 @@ def source_commit() -> str | None:
 
     # A package inside some other repository (a virtual environment in a
     # project's folder) is not that repository's: its own file must be tracked.
-    if git("ls-files", "--error-unmatch", "--", Path(__file__).name) is None:
+    if git("ls-files", "--error-unmatch", "--", Path(module_file).name) is None:
         return None
     commit = git("rev-parse", "HEAD")
     if not commit:
         return None
     changed = git("status", "--porcelain", "--untracked-files=no", "--", ".")
     return commit + ("+dirty" if changed else "")
+
+
+#: The commit of the code this process imported, asked when the package is
+#: imported (a few milliseconds): a commit made while a long fit runs does
+#: not describe the code that made it.
+SOURCE_COMMIT = find_source_commit(__file__)
 
 
 def dumps(content, header: dict) -> bytes:

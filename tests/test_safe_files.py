@@ -79,7 +79,7 @@ def test_a_saved_file_says_what_made_it(tiny_fit, tmp_path):
     info = file_info(tiny_fit.save(tmp_path / "fit.npz"))
     assert info["kind"] == "fit" and info["sklearn_epi"] == sklearn_epi.__version__
     assert info["tensorflow"] == tf.__version__
-    assert info["commit"] == _safe_file.source_commit()
+    assert info["commit"] == _safe_file.SOURCE_COMMIT
     with pytest.raises(ValueError, match="not a file in sklearn_epi's safe format"):
         file_info(Path(__file__))
 
@@ -93,7 +93,7 @@ def git(folder, *args):
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
-def test_the_commit_is_the_packages_own_and_says_when_it_was_changed(tmp_path, monkeypatch):
+def test_the_commit_is_the_packages_own_and_says_when_it_was_changed(tmp_path):
     # A package copied into some repository's folder without being tracked there
     # (a virtual environment inside a project) is not that repository's commit.
     package = tmp_path / "checkout" / "sklearn_epi"
@@ -101,17 +101,15 @@ def test_the_commit_is_the_packages_own_and_says_when_it_was_changed(tmp_path, m
     module = package / "_safe_file.py"
     module.write_text("# the package\n")
     git(tmp_path / "checkout", "init", "-q")
-    monkeypatch.setattr(_safe_file, "__file__", str(module))
-    monkeypatch.setattr(_safe_file, "source_commit", _safe_file.source_commit.__wrapped__)
-    assert _safe_file.source_commit() is None
+    assert _safe_file.find_source_commit(module) is None
     git(tmp_path / "checkout", "add", ".")
     git(tmp_path / "checkout", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
     head = git(tmp_path / "checkout", "rev-parse", "HEAD")
-    assert _safe_file.source_commit() == head
+    assert _safe_file.find_source_commit(module) == head
     (tmp_path / "checkout" / "data.npz").write_text("a script's output, untracked")
-    assert _safe_file.source_commit() == head
+    assert _safe_file.find_source_commit(module) == head
     module.write_text("# changed\n")
-    assert _safe_file.source_commit() == head + "+dirty"
+    assert _safe_file.find_source_commit(module) == head + "+dirty"
 
 
 def test_an_instance_statistic_is_stored_as_its_class_and_data(tmp_path):
@@ -261,5 +259,5 @@ def test_the_shipped_example_fits_load_safely_with_their_statistics(name):
     info = file_info(path)
     assert info["sklearn_epi"] == sklearn_epi.__version__ and info["tensorflow"]
     assert info["commit"] and len(info["commit"]) == 40, info["commit"]
-    if shutil.which("git") and _safe_file.source_commit():
+    if shutil.which("git") and _safe_file.SOURCE_COMMIT:
         git(path.parent, "merge-base", "--is-ancestor", info["commit"], "HEAD")
