@@ -38,7 +38,16 @@ from ._seed_state import Saved
 from ._validation import _resolve_al_params, user_stacklevel
 
 #: Estimator parameters that do not change a fit's result.
-NOT_SETTINGS = ("checkpoint", "n_jobs", "verbose", "callbacks", "memory", "max_time", "warm_start")
+NOT_SETTINGS = (
+    "checkpoint",
+    "n_jobs",
+    "verbose",
+    "callbacks",
+    "memory",
+    "max_time",
+    "warm_start",
+    "coverage_draws",
+)
 
 #: Longer settings are compared by a hash of their content (:func:`_setting`).
 MAX_SETTING_CHARS = 1000

@@ -45,6 +45,7 @@ def _registered() -> dict:
     from ._al_params import ALParams
     from ._checkpoint import RunStore
     from ._seed_state import EpochRecord, SeedResult
+    from .analysis import Coverage
     from .flows import MAF, RealNVP
     from .persistence import MissingStatistic
     from .property import EmergentProperty
@@ -60,6 +61,7 @@ def _registered() -> dict:
         SeedResult,
         RunStore,
         MissingStatistic,
+        Coverage,
     )
     return {cls.__name__: cls for cls in classes}
 

@@ -9,12 +9,16 @@ are cheap, and the paper's analyses reduce to a few lines:
   point: the eigenvector of most negative eigenvalue is the sensitivity
   dimension :math:`v_1` (paper, "Hessian sensitivity vectors");
 * :func:`predictive` evaluates the statistic on fresh samples, the check that
-  the emergent property holds.
+  the emergent property holds;
+* :func:`coverage` looks for the part of the box where the property holds
+  that the distribution leaves out (a fit that found one region of several).
 """
 
 from __future__ import annotations
 
-from numbers import Integral
+import warnings
+from dataclasses import dataclass
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
@@ -22,10 +26,20 @@ import tensorflow as tf
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._validation import _resolve_al_params
+from .property import call_statistic
 from .reference import maxent_reference
 from .support import parse_bounds
 
-__all__ = ["find_mode", "sensitivity", "predictive", "maxent_reference"]
+__all__ = [
+    "find_mode",
+    "sensitivity",
+    "predictive",
+    "coverage",
+    "Coverage",
+    "CoverageWarning",
+    "maxent_reference",
+]
 
 
 def find_mode(
@@ -282,6 +296,217 @@ def predictive(est, n_samples: int = 1000, random_state=0) -> pd.DataFrame:
     prop = est.property_
     f = prop.evaluate(est.statistic, tf.constant(Z, dtype=est.dtype), seed)
     return pd.DataFrame(f, columns=list(prop.statistic_names))
+
+
+class CoverageWarning(UserWarning):
+    """A fitted distribution leaves out part of the region where its property holds."""
+
+
+@dataclass(frozen=True, eq=False)
+class Coverage:
+    """What :func:`coverage` found.
+
+    Attributes
+    ----------
+    n_draws : int
+        Uniform draws from the box.
+    n_with_property : int
+        Draws ``z`` whose statistic lies within ``within`` standard
+        deviations of every target mean: the region where the property
+        holds point-wise.
+    n_left_out : int
+        Of those, the draws where the fitted density is negligible (below
+        ``threshold``).
+    left_out : float
+        ``n_left_out / n_with_property``: the share of the region's volume
+        the distribution leaves out (NaN without draws in the region).
+    left_out_se : float
+        Its binomial standard error.
+    threshold : float
+        The log density below which a draw counts as left out: 1/100 of the
+        density (``log 100`` nats below) that 99% of the distribution's own
+        samples with the property exceed.
+    regions : pandas.DataFrame
+        One row per parameter: where most left-out draws lie (their 5th and
+        95th percentiles, ``left_out_low`` and ``left_out_high``), and the range
+        of the distribution's own samples with the property (``q_low``,
+        ``q_high``, their 1st and 99th percentiles). Empty ranges are NaN.
+    """
+
+    n_draws: int
+    n_with_property: int
+    n_left_out: int
+    left_out: float
+    left_out_se: float
+    threshold: float
+    regions: pd.DataFrame
+
+    @property
+    def measurable(self) -> bool:
+        """Whether the left-out share is measurably above 2% (at least 5 draws, 2 se above it)."""
+        return self.n_left_out >= 5 and self.left_out - 2 * self.left_out_se > 0.02
+
+    def describe(self) -> str:
+        """One sentence: how much is left out, and where."""
+        if self.n_with_property == 0:
+            return (
+                f"none of {self.n_draws} uniform draws from the box has the property: "
+                "coverage cannot be judged (more draws, or a smaller box)"
+            )
+        text = (
+            f"{self.n_left_out} of the {self.n_with_property} uniform draws (of {self.n_draws}) "
+            f"where the property holds point-wise have a negligible density under the fit: "
+            f"it leaves out {self.left_out:.0%} (+-{self.left_out_se:.0%}) of that region"
+        )
+        if self.n_left_out:
+            found = self.regions.dropna(subset=["left_out_low"])
+            where = "; ".join(
+                f"{name} in [{row.left_out_low:.3g}, {row.left_out_high:.3g}] "
+                f"(the fit's: [{row.q_low:.3g}, {row.q_high:.3g}])"
+                for name, row in found.iterrows()
+            )
+            text += f", 90% of them at {where}"
+        return text
+
+
+def coverage(
+    est, n_draws: int = 20000, within: float = 2.0, random_state=0, warn: bool = True
+) -> Coverage:
+    r"""The part of the box where the property holds that the fitted distribution leaves out.
+
+    The maximum-entropy distribution's density depends on :math:`z` only
+    through :math:`T(f(z))`, so it gives every part of the parameter box
+    where the statistic takes the property's values its share of mass. A
+    fit that found one such region and missed another (a multimodal answer
+    fitted with too few seeds, or a flaw in a user's simulator that makes
+    one region easier to reach) can pass the convergence test and still
+    fall short of the maximum. This check draws ``n_draws`` uniform points
+    from the box, keeps those whose statistic lies within ``within``
+    standard deviations :math:`\sqrt{\sigma^2_i}` of every target mean, and
+    counts those where the fitted density is negligible: more than 100
+    times below what 99% of the distribution's own samples with the
+    property exceed.
+
+    It costs ``2 * n_draws`` evaluations of the statistic (the uniform draws
+    and as many samples of the fit) and of the density: with 10,000 draws,
+    4 s for the STG model, 23 s for V1 and 25 s for SC on 2 cores, 1-2% of
+    their fits' time. It says nothing where uniform draws rarely have
+    the property (a rare property in many dimensions); the result then
+    counts few draws, and :meth:`Coverage.describe` says so.
+
+    Parameters
+    ----------
+    est : EPIEstimator
+        A fitted estimator with a bounded support and a property with
+        variances (``sigma2``).
+    n_draws : int, default=20000
+        Uniform draws from the box.
+    within : float, default=2.0
+        Half-width of the region where the property holds point-wise, in
+        target standard deviations.
+    random_state : int, RandomState instance or None, default=0
+    warn : bool, default=True
+        Issue a :class:`CoverageWarning` when the left-out share is
+        measurably above 2% (:attr:`Coverage.measurable`).
+
+    Returns
+    -------
+    Coverage
+
+    Raises
+    ------
+    ValueError
+        For an unbounded parameter, a property of means only, or bad
+        ``n_draws`` / ``within``.
+
+    Examples
+    --------
+    >>> from sklearn_epi.analysis import coverage
+    >>> found = coverage(est)  # doctest: +SKIP
+    >>> print(found.describe())  # doctest: +SKIP
+    """
+    check_is_fitted(est, "flow_weights_")
+    _check_positive_int(n_draws, "n_draws")
+    if not isinstance(within, Real) or isinstance(within, bool) or not within > 0:
+        raise ValueError(f"within must be a number > 0; got {within!r}")
+    support = _support_of(est)
+    unbounded = [
+        n
+        for n, lo, hi in zip(support.names, support.low, support.high)
+        if not np.isfinite(lo) or not np.isfinite(hi)
+    ]
+    if unbounded:
+        raise ValueError(
+            f"coverage draws uniformly from the box, but parameters {', '.join(unbounded)} are "
+            "unbounded: give them finite bounds"
+        )
+    prop = est.property_
+    if prop.sigma2 is None:
+        raise ValueError(
+            "coverage needs a property with variances (sigma2): they set how close to the "
+            "target means the statistic must be for the property to hold at a point"
+        )
+    rng = check_random_state(random_state)
+    low, high = np.asarray(support.low), np.asarray(support.high)
+    draws = rng.uniform(low, high, size=(n_draws, len(low)))
+    own = est.sample(n_draws, random_state=rng)
+
+    # Traced once, as in training: a simulator's loop run eagerly costs many
+    # times its graph. Chunks of at least the fit's batch, which the
+    # statistic met in training.
+    statistic = tf.function(lambda z, seed: call_statistic(est.statistic, z, seed))
+    chunk = max(1000, _resolve_al_params(est.al_params).batch_size)
+
+    def with_property(Z):
+        f = np.concatenate(
+            [
+                np.asarray(
+                    statistic(
+                        tf.constant(Z[i : i + chunk], dtype=est.dtype),
+                        tf.constant(rng.randint(0, 2**31 - 1, size=2), tf.int32),
+                    ),
+                    dtype=float,
+                ).reshape(-1, prop.n_statistics)
+                for i in range(0, len(Z), chunk)
+            ]
+        )
+        return np.all(np.abs(f - prop.mu) <= within * np.sqrt(prop.sigma2), axis=1)
+
+    inside, own_inside = with_property(draws), with_property(own)
+    threshold = np.nan
+    if own_inside.any():
+        threshold = float(np.quantile(est.score_samples(own[own_inside]), 0.01) - np.log(100.0))
+    log_q = est.score_samples(draws[inside]) if inside.any() else np.empty(0)
+    out = draws[inside][~(log_q >= threshold)]  # NaN threshold: nothing of q has it
+    n_in = int(inside.sum())
+    share = len(out) / n_in if n_in else np.nan
+    regions = pd.DataFrame(
+        {
+            "left_out_low": np.percentile(out, 5, axis=0) if len(out) else np.nan,
+            "left_out_high": np.percentile(out, 95, axis=0) if len(out) else np.nan,
+            "q_low": np.percentile(own[own_inside], 1, axis=0) if own_inside.any() else np.nan,
+            "q_high": np.percentile(own[own_inside], 99, axis=0) if own_inside.any() else np.nan,
+        },
+        index=pd.Index(list(support.names), name="parameter"),
+    )
+    found = Coverage(
+        n_draws=n_draws,
+        n_with_property=n_in,
+        n_left_out=len(out),
+        left_out=share,
+        left_out_se=float(np.sqrt(share * (1 - share) / n_in)) if n_in else np.nan,
+        threshold=threshold,
+        regions=regions,
+    )
+    if warn and found.measurable:
+        warnings.warn(
+            f"{found.describe()}. The fit is likely below the maximum entropy: more seeds, a "
+            "flow whose base has several modes (RealNVP(base_modes=2)), or a start in the "
+            "left-out region (init=) may find it",
+            CoverageWarning,
+            stacklevel=2,
+        )
+    return found
 
 
 def _local_model(est, z, free, method):

@@ -225,8 +225,19 @@ def estimator_from_content(state: dict):
         callbacks = [statistic_from_record(c) for c in state["callbacks"]]
         state["callbacks"] = callbacks if state.pop("_callbacks_was_list", True) else callbacks[0]
     estimator = EPIEstimator.__new__(EPIEstimator)
-    estimator.__dict__.update(state)
+    estimator.__dict__.update(_add_later_attributes(state))
     return estimator
+
+
+def _add_later_attributes(state: dict) -> dict:
+    """``state`` of an estimator saved by an earlier version, with what was added since."""
+    state.setdefault("checkpoint", None)  # saved before checkpoints existed
+    state.setdefault("max_time", None)
+    state.setdefault("warm_start", False)
+    state.setdefault("coverage_draws", 10000)
+    if "flow_weights_" in state:  # fitted before the coverage check
+        state.setdefault("coverage_", None)
+    return state
 
 
 def save(estimator, path, run: str | None = None) -> Path:
@@ -412,9 +423,7 @@ class SavedFitMixin:
         return state
 
     def __setstate__(self, state):
-        state.setdefault("checkpoint", None)  # saved before checkpoints existed
-        state.setdefault("max_time", None)
-        state.setdefault("warm_start", False)
+        _add_later_attributes(state)
         if isinstance(state.get("statistic"), PackedStatistic):
             state["statistic"] = unpack_statistic(state["statistic"])
         if "_support" in state and "bounds_" not in state:  # saved by version 0.1.0

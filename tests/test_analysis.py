@@ -6,12 +6,16 @@ conditional mode keeps the other coordinates at their means, and the Hessian
 of log q is -diag(1 / sigma2).
 """
 
+import warnings
+
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import identity
 
+import sklearn_epi
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
-from sklearn_epi.analysis import find_mode, predictive, sensitivity
+from sklearn_epi.analysis import CoverageWarning, coverage, find_mode, predictive, sensitivity
 
 MU = np.array([1.0, -2.0])
 SIGMA2 = np.array([0.25, 1.0])
@@ -143,3 +147,80 @@ def test_predictive_is_reproducible_with_random_state(gaussian):
     a = predictive(gaussian, n_samples=50, random_state=3)
     b = predictive(gaussian, n_samples=50, random_state=3)
     np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+# ------------------------------------------------------------------ coverage
+def square_and_identity(z):
+    """f(z) = [z_1^2, z_2]: with mean [1, 0] the property holds at z_1 near -1 and near +1."""
+    return tf.stack([z[:, 0] ** 2, z[:, 1]], axis=1)
+
+
+TWO_LOBES = ([1.0, 0.0], [0.01, 0.25])  # |z_1^2 - 1| <= 0.2: z_1 in +-[0.894, 1.095]
+
+
+def started_at(mean, std):
+    """A distribution that is its Gaussian start (one training step): no fit moves it."""
+    est = EPIEstimator(
+        square_and_identity,
+        {"a": (-2.0, 2.0), "b": (-2.0, 2.0)},
+        flow=RealNVP(num_stages=2, num_units=8),
+        al_params=ALParams(num_iters=1, max_epochs=1, init_iters=300, batch_size=100),
+        init={"mean": mean, "std": std},
+        random_state=0,
+    )
+    with pytest.warns(Warning):  # not converged
+        return est.fit(*TWO_LOBES)
+
+
+def test_coverage_finds_the_lobe_a_distribution_left_out_and_says_where():
+    one_lobe = started_at([1.0, 0.0], [0.05, 0.5])  # covers z_1 near +1 only
+    with pytest.warns(CoverageWarning, match=r"leaves out 5\d% .* at a in \[-1\.0\d*, -0\.9"):
+        found = coverage(one_lobe, n_draws=20000)
+    # The region: two strips of width 0.2 in a, 2 in b, in a box of area 16.
+    assert found.n_with_property == pytest.approx(20000 * 2 * 0.2 * 2 / 16, rel=0.15)
+    assert found.left_out == pytest.approx(0.5, abs=3 * found.left_out_se + 0.02)
+    assert found.regions.loc["a", "left_out_high"] < -0.85 and found.measurable
+
+
+def test_coverage_of_a_distribution_over_both_lobes_finds_nothing_left_out():
+    both = started_at([0.0, 0.0], [1.0, 0.5])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CoverageWarning)
+        found = coverage(both, n_draws=20000)
+    assert found.n_left_out == 0 and not found.measurable
+    assert "leaves out 0%" in found.describe()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"n_draws": 0}, "n_draws must be an integer >= 1"),
+        ({"within": -1}, "within must be"),
+        ({}, "parameters x, y are unbounded"),
+    ],
+)
+def test_coverage_rejects_bad_arguments_by_name(gaussian, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        coverage(gaussian, **kwargs)
+
+
+def test_a_fit_converged_on_one_of_two_lobes_warns_where_the_other_is(tmp_path):
+    # Started on the right lobe, a short fit meets the property there and
+    # passes the test: only the check after the fit sees the left lobe.
+    est = EPIEstimator(
+        square_and_identity,
+        {"a": (-2.0, 2.0), "b": (-2.0, 2.0)},
+        flow=RealNVP(num_stages=2, num_units=16, base_modes=1),
+        al_params=ALParams(
+            c0=1.0, beta=4.0, num_iters=300, max_epochs=6, init_iters=200, batch_size=200
+        ),
+        init={"mean": [1.0, 0.0], "std": [0.05, 0.5]},
+        random_state=0,
+        jit_compile=False,
+    )
+    with pytest.warns(CoverageWarning, match=r"at a in \[-1\.0\d*, -0\.9"):
+        est.fit(*TWO_LOBES)
+    assert est.converged_ and est.coverage_.left_out > 0.4
+    loaded = sklearn_epi.load(est.save(tmp_path / "fit.npz"))
+    assert loaded.coverage_.n_left_out == est.coverage_.n_left_out
+    assert loaded.coverage_.regions.equals(est.coverage_.regions)
