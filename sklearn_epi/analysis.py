@@ -370,7 +370,7 @@ class Coverage:
 
 
 def coverage(
-    est, n_draws: int = 20000, within: float = 2.0, random_state=0, warn: bool = True
+    est, n_draws: int = 10000, within: float = 2.0, random_state=0, warn: bool = True
 ) -> Coverage:
     r"""The part of the box where the property holds that the fitted distribution leaves out.
 
@@ -399,7 +399,7 @@ def coverage(
     est : EPIEstimator
         A fitted estimator with a bounded support and a property with
         variances (``sigma2``).
-    n_draws : int, default=20000
+    n_draws : int, default=10000
         Uniform draws from the box.
     within : float, default=2.0
         Half-width of the region where the property holds point-wise, in

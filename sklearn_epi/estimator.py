@@ -138,8 +138,9 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
         After a converged fit on a bounded box with variance targets, look
         for the part of the box where the property holds point-wise that
         the distribution leaves out (:func:`~sklearn_epi.analysis.coverage`
-        with this many uniform draws): a :class:`~sklearn_epi.analysis.\
-CoverageWarning` names where, and ``coverage_`` keeps the result. It
+        with this many uniform draws): a
+        :class:`~sklearn_epi.analysis.CoverageWarning` names where, and
+        ``coverage_`` keeps the result. It
         evaluates the statistic and the density at ``2 * coverage_draws``
         points: 1-2% of the wall time of the STG, V1 and SC fits (4, 23 and
         25 s on 2 cores). ``0`` switches it off.
