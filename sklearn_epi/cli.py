@@ -206,6 +206,9 @@ def _write_outputs(est, directory, status) -> None:
         "invocation_time": float(est.fit_time_),
         "pvalues": dict(zip(est.property_.constraint_names, map(float, est.pvalues_))),
     }
+    found = getattr(est, "coverage_", None)  # the check after a converged fit on a box
+    result["coverage_left_out"] = None if found is None else float(found.left_out)
+    result["coverage"] = None if found is None else found.describe()
     (directory / "result.json").write_text(json.dumps(result, indent=2))
     _write_report(est, directory, result)
 

@@ -6,6 +6,7 @@ conditional mode keeps the other coordinates at their means, and the Hessian
 of log q is -diag(1 / sigma2).
 """
 
+import json
 import warnings
 
 import numpy as np
@@ -16,6 +17,7 @@ from conftest import identity
 import sklearn_epi
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi.analysis import CoverageWarning, coverage, find_mode, predictive, sensitivity
+from sklearn_epi.cli import EXIT_CONVERGED, _write_outputs
 
 MU = np.array([1.0, -2.0])
 SIGMA2 = np.array([0.25, 1.0])
@@ -224,3 +226,8 @@ def test_a_fit_converged_on_one_of_two_lobes_warns_where_the_other_is(tmp_path):
     loaded = sklearn_epi.load(est.save(tmp_path / "fit.npz"))
     assert loaded.coverage_.n_left_out == est.coverage_.n_left_out
     assert loaded.coverage_.regions.equals(est.coverage_.regions)
+    # The command line's result (and so its report and the web interface) says it too.
+    _write_outputs(est, tmp_path / "out", EXIT_CONVERGED)
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert result["coverage"] == est.coverage_.describe()
+    assert result["coverage_left_out"] == est.coverage_.left_out
