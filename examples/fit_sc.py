@@ -37,6 +37,11 @@ high sW by epoch 8, collapsed by epoch 12).
 (0.075 for the means, 0.075^2 for the variances); the paper's c0 = 100
 weighed them in accuracy units.
 
+At commit 34ff929 (TensorFlow 2.21) this script's high-sW fit did not stay
+in its regime: it drifted to sW of -1.28 to -0.22 over 11 epochs (55
+minutes on one thread beside other work), so the gallery keeps the fits an
+earlier version made (``plot_sc_task_switching.py`` says more).
+
 A training iteration costs about 0.12 s on 2 CPU cores (``python -m
 benchmarks --sections simulators``); each fit took 31 minutes on one
 thread beside another fit. With

@@ -26,6 +26,16 @@ is rare, a fit stays in the regime it starts in, and our fits started from
 both regimes at once lost one of them). The paper's single distribution
 spans both. Each evaluation of the statistic simulates 2 x 200 noisy
 trials, so the fits (31 minutes each on one CPU thread) are loaded.
+
+These two fits were made by an earlier version of the package (their files
+name no commit). Refitted with the same script and settings at commit
+34ff929 (TensorFlow 2.21, ``python examples/refit_all.py``), the fit
+started in the high-sW regime (at sW = -0.21) drifted into the low one
+over its 11 epochs: sW from -1.28 to -0.22 (2nd to 98th percentile), an
+sW-hW correlation of +0.87 where this one has -0.62. Two separate fits
+keep apart only as long as the optimisation does not cross between the
+regimes; one distribution over both, as in the paper, would not depend on
+that.
 """
 
 # %%
