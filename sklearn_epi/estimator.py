@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -25,7 +26,7 @@ from ._seeds import (
     usable_seeds,
     warn_not_converged,
 )
-from ._validation import _check_sendable, _check_targets
+from ._validation import _check_sendable, _check_targets, user_stacklevel
 from .convergence import select_best
 from .flows import MAF, RealNVP
 from .persistence import SavedFitMixin
@@ -371,7 +372,16 @@ class EPIEstimator(FittedDensityMixin, SavedFitMixin, NestedParamsMixin, BaseEst
         from .analysis import coverage
 
         seed = int(rng.randint(0, 2**31 - 1))
-        return coverage(self, n_draws=self.coverage_draws, random_state=seed)
+        try:
+            return coverage(self, n_draws=self.coverage_draws, random_state=seed)
+        except Exception as exc:  # a check after the fit never costs the fit itself
+            warnings.warn(
+                f"the coverage check after the fit failed ({type(exc).__name__}: {exc}); the "
+                "fit is kept. coverage_draws=0 skips the check",
+                UserWarning,
+                stacklevel=user_stacklevel(),
+            )
+            return None
 
     def _select(self, seed_index, chosen, n_iter) -> None:
         """Make ``chosen`` (a seed's result, or any epoch record) the fitted distribution."""

@@ -231,3 +231,26 @@ def test_a_fit_converged_on_one_of_two_lobes_warns_where_the_other_is(tmp_path):
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["coverage"] == est.coverage_.describe()
     assert result["coverage_left_out"] == est.coverage_.left_out
+
+
+def fails_far_right(z):
+    """square_and_identity, but a simulator that breaks at a > 1.9 (where the fit never goes)."""
+    with tf.control_dependencies([tf.debugging.assert_less(z[:, 0], 1.9, "simulator broke")]):
+        return square_and_identity(z)
+
+
+def test_a_failing_coverage_check_keeps_the_fit_and_says_why():
+    est = EPIEstimator(
+        fails_far_right,
+        {"a": (-2.0, 2.0), "b": (-2.0, 2.0)},
+        flow=RealNVP(num_stages=2, num_units=16, base_modes=1),
+        al_params=ALParams(
+            c0=1.0, beta=4.0, num_iters=300, max_epochs=6, init_iters=200, batch_size=200
+        ),
+        init={"mean": [1.0, 0.0], "std": [0.05, 0.5]},
+        random_state=0,
+        jit_compile=False,
+    )
+    with pytest.warns(UserWarning, match="coverage check after the fit failed .*simulator broke"):
+        est.fit(*TWO_LOBES)
+    assert est.converged_ and est.coverage_ is None and len(est.flow_weights_) > 0
