@@ -206,11 +206,10 @@ def test_coverage_rejects_bad_arguments_by_name(gaussian, kwargs, match):
         coverage(gaussian, **kwargs)
 
 
-def test_a_fit_converged_on_one_of_two_lobes_warns_where_the_other_is(tmp_path):
-    # Started on the right lobe, a short fit meets the property there and
-    # passes the test: only the check after the fit sees the left lobe.
-    est = EPIEstimator(
-        square_and_identity,
+def on_the_right_lobe(statistic):
+    """A short fit started on the right lobe: it meets the property there and passes the test."""
+    return EPIEstimator(
+        statistic,
         {"a": (-2.0, 2.0), "b": (-2.0, 2.0)},
         flow=RealNVP(num_stages=2, num_units=16, base_modes=1),
         al_params=ALParams(
@@ -220,6 +219,11 @@ def test_a_fit_converged_on_one_of_two_lobes_warns_where_the_other_is(tmp_path):
         random_state=0,
         jit_compile=False,
     )
+
+
+def test_a_fit_converged_on_one_of_two_lobes_warns_where_the_other_is(tmp_path):
+    # Only the check after the fit sees the left lobe.
+    est = on_the_right_lobe(square_and_identity)
     with pytest.warns(CoverageWarning, match=r"at a in \[-1\.0\d*, -0\.9"):
         est.fit(*TWO_LOBES)
     assert est.converged_ and est.coverage_.left_out > 0.4
@@ -240,17 +244,7 @@ def fails_far_right(z):
 
 
 def test_a_failing_coverage_check_keeps_the_fit_and_says_why():
-    est = EPIEstimator(
-        fails_far_right,
-        {"a": (-2.0, 2.0), "b": (-2.0, 2.0)},
-        flow=RealNVP(num_stages=2, num_units=16, base_modes=1),
-        al_params=ALParams(
-            c0=1.0, beta=4.0, num_iters=300, max_epochs=6, init_iters=200, batch_size=200
-        ),
-        init={"mean": [1.0, 0.0], "std": [0.05, 0.5]},
-        random_state=0,
-        jit_compile=False,
-    )
+    est = on_the_right_lobe(fails_far_right)
     with pytest.warns(UserWarning, match="coverage check after the fit failed .*simulator broke"):
         est.fit(*TWO_LOBES)
     assert est.converged_ and est.coverage_ is None and len(est.flow_weights_) > 0
