@@ -230,11 +230,16 @@ def estimator_from_content(state: dict):
 
 
 def _add_later_attributes(state: dict) -> dict:
-    """``state`` of an estimator saved by an earlier version, with what was added since."""
-    state.setdefault("checkpoint", None)  # saved before checkpoints existed
-    state.setdefault("max_time", None)
-    state.setdefault("warm_start", False)
-    state.setdefault("coverage_draws", 10000)
+    """``state`` of an estimator saved by an earlier version, with what was added since.
+
+    A parameter added since (``checkpoint``, ``max_time``, ``warm_start``,
+    ``coverage_draws``, ...) takes its default, read from the signature.
+    """
+    from .estimator import EPIEstimator
+
+    for name, parameter in inspect.signature(EPIEstimator.__init__).parameters.items():
+        if parameter.default is not inspect.Parameter.empty:
+            state.setdefault(name, parameter.default)
     if "flow_weights_" in state:  # fitted before the coverage check
         state.setdefault("coverage_", None)
     return state
