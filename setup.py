@@ -71,8 +71,8 @@ setup(
         "ui": ["dash>=4.4,<5", "plotly>=5"],
         "monitoring": ["tensorboard>=2.18"],
         # benchmarks/peers.py only (never imported by the package); checked with
-        # sbi 0.27.0 and PyTorch 2.13 (CPU build).
-        "peers": ["sbi>=0.27"],
+        # sbi 0.27.0, PyTorch 2.13 (CPU build) and pyABC 0.13.0 (SQLAlchemy 2.1).
+        "peers": ["sbi>=0.27", "pyabc>=0.13"],
         "doc": [
             "sphinx>=7",
             "sphinx-gallery>=0.15",

@@ -19,8 +19,11 @@ Sections (``--sections``, default all):
 * ``simulators``: one training iteration with the V1 and SC statistics
   (noisy networks simulated over time), today's against the ``tf.scan``
   implementations they replaced, XLA and plain graph, and a floor estimate.
-* ``peers``: sbi's truncated sequential NPE beside EPI on the same RNN
-  criterion, N = 2 ... 50 (needs the ``peers`` extra; skipped without sbi).
+* ``peers``: sbi's truncated sequential NPE (its default posterior
+  sampling, and its two remedies for leakage: MCMC and sampling without
+  rejection) and pyABC's SMC-ABC beside EPI on the same RNN criterion,
+  N = 2 ... 50 (needs the ``peers`` extra; a peer whose package is missing
+  is skipped).
 * ``scale``: the entropy gap to exact maxima at D = 20 ... 800 (a
   linear-Gaussian, a box product and a double-well product), defaults, per
   seed; hours on two cores at D = 400 and 800 (``--sizes`` picks D), so it
