@@ -431,12 +431,6 @@ def _supervise(method, N, seed, budget_s, options, workdir):
     return steps, note
 
 
-def sbi_run(N, seed, n_round, budget_s, sampler="rejection"):
-    """:func:`peer_run` for TSNPE; ``sampler`` as in :func:`_tsnpe`."""
-    method = "sbi" if sampler == "rejection" else f"sbi-{sampler}"
-    return peer_run(method, N, seed, budget_s, n_round=n_round)
-
-
 def _skipped(what, why):
     return {
         "section": "peers",
