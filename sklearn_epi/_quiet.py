@@ -16,7 +16,11 @@ not one of the known start-up notices is written back. Real errors still
 show. XLA starts late on purpose: its first compilation initialises
 TensorFlow's runtime, after which a worker can no longer cap its thread
 pools. A user who sets ``TF_CPP_MIN_LOG_LEVEL`` before importing the package
-takes control of the logs and nothing is filtered.
+takes control of the logs and nothing is filtered. The level the package
+sets for itself is marked (``SKLEARN_EPI_LOG_LEVEL``), so that a process
+started from one that imported the package (a seed's worker, a fit the web
+interface launches, a test worker) inherits it as the package's, not the
+user's, and filters too.
 
 :class:`OwnRetracingFilter` drops one Python-side warning, TensorFlow's
 "triggered tf.function retracing", about the package's own compiled
@@ -95,30 +99,22 @@ def filtered_stderr(drop: re.Pattern):
 _state = {"filter": False, "xla": False}
 
 
+#: Set beside ``TF_CPP_MIN_LOG_LEVEL`` when the package chose that level.
+MARK = "SKLEARN_EPI_LOG_LEVEL"
+
+
 def start_tensorflow() -> None:
     """Import TensorFlow and find its devices, dropping the start-up notices."""
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:  # the user's choice: leave the logs alone
+    level = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if level is not None and os.environ.get(MARK) != level:  # the user's: leave the logs alone
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"  # TensorFlow's own info lines (oneDNN, CPU flags)
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = os.environ[MARK] = "2"  # TF's info lines (oneDNN, CPU)
     _state["filter"] = True
     with filtered_stderr(notices()):
         import tensorflow as tf
         import tensorflow_probability  # noqa: F401  (registers its own plugins)
 
         tf.config.list_physical_devices()
-
-
-def child_environment(env: dict) -> dict:
-    """``env`` for a new process, without the log level this package set for itself.
-
-    A child that inherited ``TF_CPP_MIN_LOG_LEVEL=2`` from this process
-    would take it for the user's choice and print TensorFlow's start-up
-    notices unfiltered.
-    """
-    env = dict(env)
-    if _state["filter"]:
-        env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    return env
 
 
 def start_xla() -> None:

@@ -40,7 +40,11 @@ def retracing_warnings():
 
 
 def run_python(code, **env):
-    environ = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TF_CPP_MIN_LOG_LEVEL", "SKLEARN_EPI_LOG_LEVEL")
+    }
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={**environ, **env}
     )
@@ -55,20 +59,38 @@ def test_import_and_a_compiled_fit_print_only_our_own_output():
     assert done.stderr == ""
 
 
-def test_a_fit_launched_from_a_process_that_imported_the_package_is_quiet_too():
-    # The web interface launches fits: they inherited the log level the
-    # interface's import had set, took it for the user's, and printed
-    # TensorFlow's start-up notices into the run's log.
+def test_a_fit_started_from_a_process_that_imported_the_package_is_quiet_too():
+    # The web interface launches fits, a multi-seed fit starts workers and
+    # pytest-xdist starts test workers: each inherited the log level the
+    # parent's import had set, took it for the user's, and printed
+    # TensorFlow's start-up notices (into a run's log, on the user's stderr).
     parent = (
-        "import os, subprocess, sys, sklearn_epi\n"
-        "from sklearn_epi._quiet import child_environment\n"
-        f"done = subprocess.run([sys.executable, '-c', {FIT!r}], capture_output=True, text=True,\n"
-        "                      env=child_environment(os.environ))\n"
+        "import subprocess, sys, sklearn_epi\n"
+        f"done = subprocess.run([sys.executable, '-c', {FIT!r}], capture_output=True, text=True)\n"
         "print(done.stdout.strip(), repr(done.stderr))"
     )
     done = run_python(parent)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "fitted ''"
+
+
+def test_seeds_fitted_in_parallel_print_only_our_own_output():
+    # Each seed's worker printed the notices; an importable statistic, since
+    # AutoGraph cannot read the source of a lambda sent to a worker from -c.
+    code = (
+        "import warnings\n"
+        "from sklearn_epi import ALParams, EPIEstimator\n"
+        "from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues\n"
+        "al = ALParams(num_iters=20, max_epochs=1, init_iters=10, batch_size=100)\n"
+        "est = EPIEstimator(lds_eigenvalues, LDS_BOUNDS, al_params=al, n_seeds=2, n_jobs=2)\n"
+        "warnings.simplefilter('ignore')  # 20 steps do not converge, and say so\n"
+        "est.fit(LDS_MU, LDS_SIGMA2)\n"
+        "print('fitted')\n"
+    )
+    done = run_python(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fitted"
+    assert done.stderr == ""
 
 
 def test_importing_leaves_the_thread_pools_to_the_worker():
@@ -87,6 +109,17 @@ def test_a_user_who_sets_the_log_level_sees_tensorflow_s_own_logs():
     done = run_python(
         "import sklearn_epi, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
         TF_CPP_MIN_LOG_LEVEL="0",
+    )
+    assert done.stdout.strip() == "0"
+    assert re.search(r"oneDNN|cuda|XLA|absl", done.stderr)
+
+
+def test_a_level_set_after_the_package_s_own_is_the_user_s():
+    # A parent that imported the package, then chose a level for its children.
+    done = run_python(
+        "import sklearn_epi, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
+        TF_CPP_MIN_LOG_LEVEL="0",
+        SKLEARN_EPI_LOG_LEVEL="2",
     )
     assert done.stdout.strip() == "0"
     assert re.search(r"oneDNN|cuda|XLA|absl", done.stderr)

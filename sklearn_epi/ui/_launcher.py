@@ -23,7 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from .. import _quiet
 from .._config import ConfigError, _check_keys, build_estimator, copies_in, load_config
 from ._catalog import LAUNCH_FILE
 
@@ -67,10 +66,9 @@ def _child_environment() -> dict:
     """The environment of a launched fit: this one, with the package this server runs first.
 
     The child must run the same ``sklearn_epi`` and ``sklearn_epi_cli`` as
-    the interface, also from a source checkout that is not installed, and
-    filter TensorFlow's start-up notices itself.
+    the interface, also from a source checkout that is not installed.
     """
-    env = _quiet.child_environment(os.environ)
+    env = dict(os.environ)
     where = []
     for module in ("sklearn_epi_cli", "sklearn_epi"):
         spec = importlib.util.find_spec(module)
