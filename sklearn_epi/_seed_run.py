@@ -48,9 +48,13 @@ class SeedRun:
         self.jit_compile = spec.jit_compile
         _limit_threads(spec.threads)
         start_xla()  # after the thread caps: XLA's first compilation fixes the pools
-        saved = Saved.from_file(_saved_state(spec, seed_index))
+        given = _saved_state(spec, seed_index)
+        saved = Saved.from_file(given)
         if saved is not None and saved.finished and not saved.can_continue(spec.al.max_epochs):
-            self.ended = saved.result
+            # Nothing to do: the same result again, and for a warm start the
+            # same state, which the next call (a larger max_epochs) goes on from.
+            self.ended = copy.copy(saved.result)
+            self.ended.final_state = given if spec.keep_state else None
         #: The state at the last finished epoch: what a checkpoint holds.
         self.snapshot = None if saved is None else saved.state
         self.callbacks = _seed_callbacks(spec)

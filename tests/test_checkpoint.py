@@ -274,6 +274,21 @@ def test_warm_start_continues_for_more_epochs_as_one_longer_fit():
         est.set_params(alpha=0.01).fit([0.5], [1.0])
 
 
+def test_a_warm_start_with_nothing_to_do_keeps_its_state_for_the_next_call():
+    # A call that had no epoch left to run (the same max_epochs again, or a
+    # seed ended by patience) dropped the state: the next larger max_epochs
+    # started the whole fit over, from epoch 1.
+    longer = fit_quietly(quick(None, al_params__max_epochs=4))
+    est = fit_quietly(quick(None, warm_start=True))  # 2 epochs
+    fit_quietly(est)  # nothing to do
+    assert est.history_["epoch"].max() == 2
+    trained = []
+    est.set_params(al_params__max_epochs=4, callbacks=[lambda record: trained.append(record.epoch)])
+    fit_quietly(est)
+    assert trained == [3, 4]
+    pd.testing.assert_frame_equal(est.history_, longer.history_)
+
+
 def test_a_raised_max_epochs_continues_a_checkpointed_run(tmp_path):
     longer = fit_quietly(quick(None, al_params__max_epochs=4))
     fit_quietly(quick(tmp_path))  # 2 epochs, ended for want of epochs
