@@ -33,6 +33,28 @@ regime, with c0 = 1 (the variance multipliers overshot in three epochs)
 and with c0 = 0.3, lr 1e-3 and 2,000 initial steps (88% of the mass at
 high sW by epoch 8, collapsed by epoch 12).
 
+Two later tries of one fit (2026-12-05, a two-mode base, c0 = 0.3,
+beta = 2, lr 1e-3, 600 iterations per epoch, 2,000 initial steps, n_test
+100; 2 cores) converged, but neither is yet something this script can
+regenerate and the gallery keep:
+
+* started on 1,500 samples of the stored low-sW fit and 500 of the high-sW
+  one (the split exp(H) of their entropies gives, 0.735 at low sW): converged
+  at epoch 3 (345 s), entropy -0.25, 78% of the mass at sW < -0.6, and every
+  finding the gallery asserts held on it (regimes split at sW = -0.6), but
+  its accuracy spread is wider than the property (sd 0.080 and 0.092
+  against 0.075; 0.128 for Anti at high sW), and it starts from the two
+  stored fits, which today's code does not reproduce;
+* started on 2,000 draws about the 77 of 200,000 uniform draws that have
+  the property, jittered by 0.1: converged at epoch 3 (352 s), entropy
+  -0.47, 53% of the mass at sW < -0.6, the spread right (0.076, 0.078),
+  but two findings failed: lowering the task eigenvalue raised Anti
+  accuracy at the low-sW mode, and the diagonal eigenvalue acted the same
+  way in both regimes.
+
+Each stayed near the split it started with (73% to 78%, and 47% to 53%, at
+sW < -0.6), so the split comes from the start, not from the maximum.
+
 ``ALParams.c0`` weighs the violations in units of the targets' spreads
 (0.075 for the means, 0.075^2 for the variances); the paper's c0 = 100
 weighed them in accuracy units.
