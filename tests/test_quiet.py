@@ -79,10 +79,11 @@ def test_seeds_fitted_in_parallel_print_only_our_own_output():
     # AutoGraph cannot read the source of a lambda sent to a worker from -c.
     code = (
         "import warnings\n"
-        "from sklearn_epi import ALParams, EPIEstimator\n"
+        "from sklearn_epi import ALParams, EPIEstimator, RealNVP\n"
         "from sklearn_epi.circuits import LDS_BOUNDS, LDS_MU, LDS_SIGMA2, lds_eigenvalues\n"
-        "al = ALParams(num_iters=20, max_epochs=1, init_iters=10, batch_size=100)\n"
-        "est = EPIEstimator(lds_eigenvalues, LDS_BOUNDS, al_params=al, n_seeds=2, n_jobs=2)\n"
+        "al = ALParams(num_iters=10, max_epochs=1, init_iters=10, batch_size=100)\n"
+        "est = EPIEstimator(lds_eigenvalues, LDS_BOUNDS, al_params=al, n_seeds=2, n_jobs=2,\n"
+        "                   flow=RealNVP(num_units=8), jit_compile=False, coverage_draws=0)\n"
         "warnings.simplefilter('ignore')  # 20 steps do not converge, and say so\n"
         "est.fit(LDS_MU, LDS_SIGMA2)\n"
         "print('fitted')\n"
