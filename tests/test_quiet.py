@@ -7,7 +7,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 
-from sklearn_epi._quiet import filtered_stderr, notices
+from sklearn_epi._quiet import MARK, filtered_stderr, notices
 
 FIT = """
 import numpy as np
@@ -40,11 +40,7 @@ def retracing_warnings():
 
 
 def run_python(code, **env):
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("TF_CPP_MIN_LOG_LEVEL", "SKLEARN_EPI_LOG_LEVEL")
-    }
+    environ = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", MARK)}
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env={**environ, **env}
     )
@@ -84,7 +80,7 @@ def test_seeds_fitted_in_parallel_print_only_our_own_output():
         "al = ALParams(num_iters=10, max_epochs=1, init_iters=10, batch_size=100)\n"
         "est = EPIEstimator(lds_eigenvalues, LDS_BOUNDS, al_params=al, n_seeds=2, n_jobs=2,\n"
         "                   flow=RealNVP(num_units=8), jit_compile=False, coverage_draws=0)\n"
-        "warnings.simplefilter('ignore')  # 20 steps do not converge, and say so\n"
+        "warnings.simplefilter('ignore')  # 10 steps do not converge, and say so\n"
         "est.fit(LDS_MU, LDS_SIGMA2)\n"
         "print('fitted')\n"
     )
@@ -119,8 +115,7 @@ def test_a_level_set_after_the_package_s_own_is_the_user_s():
     # A parent that imported the package, then chose a level for its children.
     done = run_python(
         "import sklearn_epi, os; print(os.environ['TF_CPP_MIN_LOG_LEVEL'])",
-        TF_CPP_MIN_LOG_LEVEL="0",
-        SKLEARN_EPI_LOG_LEVEL="2",
+        **{"TF_CPP_MIN_LOG_LEVEL": "0", MARK: "2"},
     )
     assert done.stdout.strip() == "0"
     assert re.search(r"oneDNN|cuda|XLA|absl", done.stderr)
