@@ -18,10 +18,12 @@ candidate that reaches the property.
 # ----------
 # To keep it fast, the problem is the Gaussian of
 # :ref:`sphx_glr_auto_examples_plot_gaussian_known_answer.py` with a small
-# budget: 4 epochs of 200 iterations, with the penalty growing fourfold
+# budget: 6 epochs of 500 iterations, with the penalty growing fourfold
 # (``beta = 4``) after each epoch that falls short. A penalty that starts
 # very low has little time to grow in that budget; the table shows which
-# candidates make it.
+# candidates make it. (Epochs much shorter than this, 200 steps say, end
+# before training settles, and their violations stay wider than the whole
+# test sample's noise: the test does not let them converge.)
 import warnings
 
 import numpy as np
@@ -42,7 +44,7 @@ est = EPIEstimator(
     identity,
     [[-np.inf, np.inf]] * 2,
     flow=RealNVP(num_stages=2, num_layers=2, num_units=16),
-    al_params=ALParams(beta=4.0, num_iters=200, max_epochs=4, init_iters=100, batch_size=500),
+    al_params=ALParams(beta=4.0, num_iters=500, max_epochs=6, init_iters=100, batch_size=500),
     random_state=0,
 )
 grid = {"flow__num_units": [8, 32], "al_params__c0": [1e-3, 1.0]}
@@ -64,9 +66,8 @@ print("best:", search.best_params_, f"entropy {search.best_score_:.3f} nats")
 # means the property did not hold on fresh samples; among those that hold
 # it, a higher entropy is better (the analytic optimum here is
 # :math:`\tfrac12 \sum_i \log 2\pi e \sigma_i^2`). A converged entropy
-# may sit slightly above the optimum: the convergence test accepts variances
-# within its tolerance of the targets, and a slightly wider distribution has
-# more entropy.
+# is within the test sample's noise of the optimum, neither above it (a
+# distribution wider than the variances allow) nor far below.
 results = pd.DataFrame(search.cv_results_)
 table = pd.DataFrame(
     {

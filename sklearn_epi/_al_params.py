@@ -47,7 +47,8 @@ class ALParams(BaseEstimator):
     beta : float, default=1.5
         Factor by which ``c`` grows after an epoch that did not reduce the
         constraint violation by ``gamma``. Must be > 1. An epoch that passes
-        the convergence test never grows ``c``.
+        the paper's batch test never grows ``c``: the multipliers alone bring
+        the violations down to the whole test sample's noise.
     gamma : float, default=0.25
         Required reduction of ``E||R / s||`` per epoch, in (0, 1).
     lr : float, default=2e-3

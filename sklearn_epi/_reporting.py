@@ -86,6 +86,7 @@ def history_frame(rows, epochs, seed_index, names) -> pd.DataFrame:
             "c": e.c,
             "H_corrected": e.entropy - e.slack,
             "moment_error": e.moment_error,
+            "reached": e.reached,
             "converged": e.converged,
             "c_pvalue": e.c_pvalue,
         }
@@ -98,10 +99,11 @@ def history_frame(rows, epochs, seed_index, names) -> pd.DataFrame:
         + [f"R_{k}" for k in names]
         + [f"p_{k}" for k in names]
         + [f"eta_{k}" for k in names]
-        + ["moment_error", "converged", "c_pvalue"]
+        + ["moment_error", "reached", "converged", "c_pvalue"]
     )
     frame = pd.DataFrame(rows + test_rows, columns=columns)
-    frame["converged"] = frame["converged"].astype("boolean")
+    for flag in ("reached", "converged"):
+        frame[flag] = frame[flag].astype("boolean")
     frame["phase"] = pd.Categorical(frame["phase"], categories=["train", "test"])
     # Within an epoch, the test row comes after that epoch's training rows.
     order = np.lexsort((frame["phase"].cat.codes, frame["iteration"], frame["epoch"]))

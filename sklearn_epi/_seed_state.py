@@ -32,8 +32,10 @@ class EpochRecord:
     """An epoch's test on fresh samples: what the epoch-end hook receives.
 
     ``c`` and ``eta`` are the values the epoch trained with; the update that
-    follows the test is in the next record. ``moment_error`` and ``slack``
-    are diagnostics of the whole test sample
+    follows the test is in the next record. ``reached``: the paper's test
+    on batches passed; ``converged``: the constraints also hold on the
+    whole test sample (:meth:`~sklearn_epi.property.EmergentProperty.test`);
+    ``moment_error`` and ``slack`` are that sample's diagnostics
     (:func:`~sklearn_epi.convergence.moment_errors`,
     :func:`~sklearn_epi.convergence.entropy_slack`).
     """
@@ -56,6 +58,7 @@ class EpochRecord:
     c_pvalue: float = np.nan
     moment_error: float = np.nan
     slack: float = np.nan
+    reached: bool = False
 
 
 @dataclass

@@ -256,7 +256,8 @@ def warn_not_converged(results, best, prop) -> None:
     ranges = [r.statistic_range for r in results if r.statistic_range is not None]
     where = None if not ranges else (np.min(ranges, axis=0)[0], np.max(ranges, axis=0)[1])
     warnings.warn(
-        f"no seed converged to the emergent property; {prop.diagnose(best.pvalues, where)}. "
+        "no seed converged to the emergent property; "
+        f"{prop.diagnose(best.pvalues, where, best.moment_error)}. "
         "For a budget shortfall: more iterations or epochs (al_params), more seeds, or a "
         "larger c0.",
         ConvergenceWarning,

@@ -186,14 +186,17 @@ def train_epoch(trainer, spec: SeedSpec, state: SeedState, callbacks=()) -> None
 
 
 def test_epoch(trainer, spec: SeedSpec, state: SeedState) -> EpochRecord:
-    """Algorithm 1, line 8, and the epoch-end test (paper, Methods).
+    r"""Algorithm 1, line 8, and the epoch-end test (paper, Methods).
 
     Draws the property's ``n_batches`` batches of ``n_test`` samples in a
     few large passes and computes, from the one sample: the batch estimates
-    of every constraint violation and their two-sided p-values
-    (:meth:`~sklearn_epi.property.EmergentProperty.test`: converged when all
-    exceed ``alpha / m``), the entropy with its standard error, and the
-    batch norms ``||R||`` that the penalty test compares across epochs.
+    of every constraint violation and their two-sided p-values (``reached``
+    when all exceed ``alpha / m``, the paper's test), the entropy with its
+    standard error, the multipliers :math:`\lambda = \eta + c R / s^2`, and
+    from them whether the constraints hold on the whole sample
+    (``converged``, :meth:`~sklearn_epi.property.EmergentProperty.test`),
+    and the batch norms ``||R||`` that the penalty test compares across
+    epochs.
     """
     B, n, epoch = spec.prop.n_batches, spec.prop.n_test, len(state.epochs)
     z_parts, T_parts, logq_parts = [], [], []
@@ -209,12 +212,12 @@ def test_epoch(trainer, spec: SeedSpec, state: SeedState) -> EpochRecord:
         what, advice = _reporting.non_finite_cause(np.concatenate(z_parts), T, log_q, spec)
         raise NonFinite(epoch, state.iteration, what, advice)
     R_batches = spec.prop.batch_violations(T)
-    pvalues, converged = spec.prop.test(R_batches)
     H, H_se = entropy_estimate(log_q)
     # Against the targets in the fit's dtype, the ones training sees.
     R = T.mean(axis=0) - trainer.targets.numpy().astype(float)
     c, eta = float(trainer.c.numpy()), trainer.eta.numpy().astype(float)
     multipliers = eta + c * R / trainer.scale.numpy().astype(float) ** 2
+    pvalues, converged = spec.prop.test(R_batches, multipliers, H_se)
     spread = R_batches.std(axis=0, ddof=1) + np.finfo(float).tiny
     f = T[:, : spec.prop.n_statistics]
     return EpochRecord(
@@ -226,6 +229,7 @@ def test_epoch(trainer, spec: SeedSpec, state: SeedState) -> EpochRecord:
         R=R,
         pvalues=pvalues,
         converged=epoch > 0 and converged,
+        reached=epoch > 0 and spec.prop.reached(pvalues),
         c=c,
         eta=eta,
         R_batches=R_batches,
@@ -262,12 +266,18 @@ def update_c(trainer, record: EpochRecord, previous: EpochRecord, al: ALParams, 
     (:func:`~sklearn_epi.convergence.penalty_should_grow`, decided with the
     seed's own generator); it is stored in the record as ``c_pvalue``.
 
-    A converged epoch leaves ``c`` as it is: its violations are already
-    indistinguishable from zero, so they cannot shrink by ``gamma`` and the
-    paper's rule would grow ``c`` every epoch, without bound.
+    An epoch that passes the paper's test (``record.reached``) leaves ``c``
+    as it is: its violations are within the noise of a batch, so they
+    cannot shrink by ``gamma``, and the paper's rule would grow ``c`` every
+    epoch, without bound. The multipliers alone take them the rest of the
+    way to the whole sample's noise (:meth:`EmergentProperty.test
+    <sklearn_epi.property.EmergentProperty.test>`): at a fixed ``c`` each
+    update removes a fixed share of what remains (the linear-Gaussian
+    problem in 20 dimensions, ``c`` fixed at 0.44: 0.55 nats above the
+    maximum at the first passing epoch, then 0.28, 0.13, 0.08, 0.02).
     """
     scale = trainer.scale.numpy().astype(float)
     norms, before = (np.linalg.norm(r.R_batches / scale, axis=1) for r in (record, previous))
     grow, record.c_pvalue = penalty_should_grow(norms, before, al.gamma, rng)
-    if grow and not record.converged:
+    if grow and not record.reached:
         trainer.c.assign(record.c * al.beta)

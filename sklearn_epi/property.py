@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from .convergence import constraint_pvalues, is_converged
+from .convergence import constraint_pvalues, constraints_hold, is_converged
 
 __all__ = ["EmergentProperty", "call_statistic", "statistic_takes_seed"]
 
@@ -119,10 +119,27 @@ class EmergentProperty:
         T = np.asarray(T, dtype=float)
         return T.reshape(self.n_batches, -1, T.shape[1]).mean(axis=1) - self.targets
 
-    def test(self, R_batches: np.ndarray) -> tuple[np.ndarray, bool]:
-        """The paper's convergence test: p-values and whether all pass at ``alpha / m``."""
+    def test(
+        self, R_batches: np.ndarray, multipliers=None, entropy_se: float = 0.0
+    ) -> tuple[np.ndarray, bool]:
+        """The convergence test: the paper's p-values, and whether the property holds.
+
+        It holds when every p-value exceeds ``alpha / m`` (the paper's test
+        on batches, :meth:`reached`) and the constraints hold within the
+        noise of the whole sample
+        (:func:`~sklearn_epi.convergence.constraints_hold`; with
+        ``multipliers``, the entropy's slack too, against the larger of its
+        own noise and ``entropy_se``).
+        """
         pvalues = constraint_pvalues(R_batches)
-        return pvalues, is_converged(pvalues, self.alpha)
+        holds = self.reached(pvalues) and constraints_hold(
+            R_batches, self.alpha, multipliers, entropy_se
+        )
+        return pvalues, holds
+
+    def reached(self, pvalues) -> bool:
+        """Whether every p-value of the paper's batch test exceeds ``alpha / m``."""
+        return is_converged(pvalues, self.alpha)
 
     def evaluate(self, statistic, z, seed) -> np.ndarray:
         """The statistic at the rows of ``z`` as a float NumPy array of shape (n, m_f)."""
@@ -139,14 +156,22 @@ class EmergentProperty:
         R = self.batch_violations(self.sufficient_statistics(self.evaluate(statistic, z, seed)))
         return bool(np.all(np.isfinite(R)) and self.test(R)[1])
 
-    def diagnose(self, pvalues, statistic_range=None) -> str:
+    def diagnose(self, pvalues, statistic_range=None, moment_error=None) -> str:
         """Which constraints fail the test, and whether each is out of reach or out of budget.
 
         A mean target outside ``statistic_range`` (rows: the lowest and the
         highest value the statistic took on every test sample) is reported
         as unreachable: no distribution over the bounds can have it, so more
-        iterations will not help.
+        iterations will not help. When every constraint passes the paper's
+        batch test, the largest violation on the whole test sample
+        (``moment_error``, in standard errors) is what failed.
         """
+        if self.reached(pvalues):
+            return (
+                "every constraint passes the paper's batch test, but the largest violation on "
+                f"the whole test sample is {moment_error:.3g} standard errors, or the entropy "
+                "the violations buy is measurable (history_: moment_error, H_corrected)"
+            )
         low, high = (None, None) if statistic_range is None else statistic_range
         level = self.alpha / len(pvalues)
         parts = []

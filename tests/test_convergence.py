@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from sklearn_epi.convergence import (
+    NOISE_ALLOWANCE,
     constraint_pvalues,
+    constraints_hold,
     entropy_estimate,
     entropy_slack,
     is_converged,
@@ -50,6 +52,39 @@ def test_a_violation_the_papers_batch_test_admits_is_many_standard_errors_wide()
     R = np.random.default_rng(0).normal(size=(200, 1)) + 0.5
     assert constraint_pvalues(R)[0] > 0.05
     assert moment_errors(R)[0] > 6
+
+
+def _batches(offsets, m=40, B=200, seed=0):
+    """B batch estimates of m violations: unit spread, whole-sample means ``offsets`` in se."""
+    R = np.random.default_rng(seed).normal(size=(B, m))
+    R = (R - R.mean(axis=0)) / R.std(axis=0, ddof=1)
+    return R + np.asarray(offsets, float) / np.sqrt(B)
+
+
+def test_the_whole_sample_holds_each_violation_within_twice_the_bonferroni_bound():
+    # 40 constraints at alpha = 0.05: the Bonferroni bound is 3.23 standard
+    # errors, widened to 9.68.
+    assert NOISE_ALLOWANCE == 3.0
+    bound = NOISE_ALLOWANCE * 3.2272
+    assert constraints_hold(_batches(np.r_[bound - 0.01, np.zeros(39)]), 0.05)
+    assert not constraints_hold(_batches(np.r_[bound + 0.01, np.zeros(39)]), 0.05)
+    # 20 standard errors, which the paper's test admits here, do not hold.
+    wide = _batches(np.full(40, 20.0))
+    assert is_converged(constraint_pvalues(wide), 0.05)
+    assert not constraints_hold(wide, 0.05)
+
+
+def test_many_small_violations_of_one_sign_fail_on_the_entropy_they_buy():
+    # Each violation at 3 standard errors holds alone; with multipliers of
+    # one sign their first-order entropy, 40 x 3 / sqrt(200) = 8.5, is
+    # measurable (its standard error is sqrt(40 / 200) = 0.45).
+    R = _batches(np.full(40, 3.0))
+    assert constraints_hold(R, 0.05)
+    assert not constraints_hold(R, 0.05, multipliers=np.ones(40))
+    # Multipliers of both signs cancel it, as does an entropy estimate too
+    # noisy to resolve it.
+    assert constraints_hold(R, 0.05, multipliers=np.tile([1.0, -1.0], 20))
+    assert constraints_hold(R, 0.05, multipliers=np.ones(40), entropy_se=3.0)
 
 
 def test_entropy_slack_is_the_multipliers_times_the_violations():

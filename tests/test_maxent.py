@@ -12,12 +12,13 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tensorflow as tf
+from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 
 from benchmarks import scale
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi.analysis import find_mode, maxent_reference
-from sklearn_epi.convergence import patience_ran_out
+from sklearn_epi.convergence import NOISE_ALLOWANCE, patience_ran_out
 from sklearn_epi.optimize import update_c, update_eta
 from sklearn_epi.property import EmergentProperty
 
@@ -64,9 +65,10 @@ def test_the_fit_does_not_depend_on_the_units_of_the_statistics():
         np.testing.assert_allclose(scaled[column], plain[column], rtol=1e-6, err_msg=column)
 
 
-def _record(converged, R_batches, c=1.0):
+def _record(reached, R_batches, c=1.0):
     return SimpleNamespace(
-        converged=converged,
+        reached=reached,
+        converged=False,
         R_batches=R_batches,
         R=R_batches.mean(axis=0),
         eta=np.zeros(R_batches.shape[1]),
@@ -83,16 +85,18 @@ def _trainer(scale):
     )
 
 
-def test_a_converged_epoch_leaves_the_penalty_as_it_is():
-    # Violations at noise level cannot shrink by gamma, so the paper's rule
-    # alone multiplies c by beta every epoch after convergence: a fit without
-    # stop_early overflowed c near epoch 65 and marked a converged seed failed.
+def test_an_epoch_that_passes_the_papers_test_leaves_the_penalty_as_it_is():
+    # Violations at a batch's noise level cannot shrink by gamma, so the
+    # paper's rule alone multiplies c by beta every epoch after its test
+    # passes: a fit without stop_early overflowed c near epoch 65 and marked a
+    # converged seed failed. The multipliers close the rest, down to the
+    # whole sample's noise, with c fixed (the epochs are not yet "converged").
     noise = np.random.default_rng(0).normal(scale=0.01, size=(200, 2))
     al = ALParams()
-    for converged, expected_c in ((True, 1.0), (False, al.beta)):
+    for reached, expected_c in ((True, 1.0), (False, al.beta)):
         trainer = _trainer([1.0, 1.0])
         update_c(
-            trainer, _record(converged, noise), _record(True, noise), al, np.random.default_rng(1)
+            trainer, _record(reached, noise), _record(True, noise), al, np.random.default_rng(1)
         )
         assert trainer.c.numpy() == expected_c
 
@@ -212,16 +216,20 @@ FAST = ALParams(c0=0.1, beta=2.0, num_iters=300, init_iters=300, max_epochs=15)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family, D", [("gaussian", 6), ("box", 4)])
-def test_the_corrected_entropy_of_a_known_maximum_beyond_the_plane(family, D):
+def test_a_known_maximum_beyond_the_plane_is_reached_with_the_constraints_holding(family, D):
     # The scale benchmark's families at a small D: a linear-Gaussian
     # statistic (analytic H*) and the RNN's box with per-coordinate targets
-    # (H* by quadrature). The kept epoch passes the paper's test with its
-    # violations still many standard errors of the whole test sample wide;
-    # H - lambda . R, the entropy at exact constraints to first order, is
-    # what to compare with H*.
+    # (H* by quadrature). Under the paper's test alone the kept epoch could
+    # be many standard errors wide (the Gaussian at D = 20: 0.55 nats above
+    # H*); converged now means the violations are within the whole test
+    # sample's noise, so the entropy itself is the maximum's.
     statistic, bounds, mu, sigma2, h_star = scale.problem(family, D)
     est = fit_quietly(EPIEstimator(statistic, bounds, al_params=FAST, random_state=0), mu, sigma2)
     assert est.converged_
+    assert abs(est.entropy_ - h_star) < 0.1, (est.entropy_, h_star)
+    errors = scale.sample_moment_errors(statistic, est.sample(100_000, random_state=1), mu, sigma2)
+    bound = NOISE_ALLOWANCE * stats.norm.isf(0.025 / errors.size)
+    assert np.max(np.abs(errors)) < bound, (errors, bound)
     kept = est.history_.query("phase == 'test' and epoch == @est.epoch_").iloc[0]
     assert abs(kept["H_corrected"] - h_star) < 0.1, (kept["H_corrected"], h_star)
     assert est.seeds_.loc[0, "entropy_corrected"] == pytest.approx(kept["H_corrected"])

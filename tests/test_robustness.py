@@ -81,23 +81,23 @@ class NaNFromCall:
 
 def test_nan_after_a_converged_epoch_keeps_that_epoch():
     # Calls: 1 probe, 2 epoch-0 test passes, then 300 steps + 2 test passes
-    # per epoch: call 1212 is the first step of epoch 5. Epochs 3 and 4 pass,
-    # and the fit runs on past them.
+    # per epoch: call 1816 is the first step of epoch 7. Epochs 5 and 6
+    # converge, and the fit runs on past them.
     al = ALParams(
         c0=1.0,
         beta=4.0,
         num_iters=300,
-        max_epochs=6,
+        max_epochs=8,
         init_iters=100,
         batch_size=200,
         patience=None,
     )
-    est = EPIEstimator(NaNFromCall(1212), [[-np.inf, np.inf]], al_params=al, random_state=0)
-    with pytest.warns(RuntimeWarning, match="seed 0: non-finite statistic 'f0' .* at epoch 5"):
+    est = EPIEstimator(NaNFromCall(1816), [[-np.inf, np.inf]], al_params=al, random_state=0)
+    with pytest.warns(RuntimeWarning, match="seed 0: non-finite statistic 'f0' .* at epoch 7"):
         est.set_params(jit_compile=False).fit([1.0], [0.5])
     assert est.seeds_.loc[0, "failed"]
-    assert "epoch 5, iteration 1250" in est.seeds_.loc[0, "message"]
-    assert est.epoch_ in (3, 4) and est.converged_
+    assert "epoch 7, iteration 1850" in est.seeds_.loc[0, "message"]
+    assert est.epoch_ in (5, 6) and est.converged_
 
 
 def test_impossible_property_warns_with_failing_constraints_and_pvalues():
