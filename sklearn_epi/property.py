@@ -149,9 +149,10 @@ class EmergentProperty:
     def holds(self, statistic, z, seed) -> bool:
         """Whether samples ``z`` (``n_batches * n_test`` rows) pass the test.
 
-        The pipeline of the epoch-end test and of :meth:`EPIEstimator.score`:
-        statistic, sufficient statistics, batch violations, test; a
-        non-finite violation fails.
+        The pipeline of :meth:`EPIEstimator.score`: statistic, sufficient
+        statistics, batch violations, :meth:`test` (without multipliers: the
+        paper's test and the whole sample's violations, not the entropy's
+        slack); a non-finite violation fails.
         """
         R = self.batch_violations(self.sufficient_statistics(self.evaluate(statistic, z, seed)))
         return bool(np.all(np.isfinite(R)) and self.test(R)[1])

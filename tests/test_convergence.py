@@ -13,6 +13,7 @@ from sklearn_epi.convergence import (
     moment_errors,
     penalty_should_grow,
 )
+from sklearn_epi.property import EmergentProperty
 
 
 def test_pvalue_is_twice_the_smaller_tail_fraction():
@@ -125,3 +126,15 @@ def test_penalty_decision_is_reproducible_from_the_rng(seed):
     first = penalty_should_grow(a, b, 0.25, np.random.default_rng(seed))
     second = penalty_should_grow(a, b, 0.25, np.random.default_rng(seed))
     assert first == second
+
+
+def test_a_fit_that_passes_only_the_papers_test_is_told_which_test_failed():
+    prop = EmergentProperty(np.array([0.0, 1.0]), np.array([1.0, 1.0]), ("a", "b"))
+    wide = _batches(np.full(4, 20.0), m=4)
+    pvalues, converged = prop.test(wide)
+    assert prop.reached(pvalues) and not converged
+    message = prop.diagnose(pvalues, moment_error=np.max(np.abs(moment_errors(wide))))
+    assert "passes the paper's batch test" in message and "20 standard errors" in message
+    # A constraint that fails the paper's test is named with its p-value.
+    far = _batches(np.r_[400.0, 0.0, 0.0, 0.0], m=4)
+    assert "mean_a (p = 0)" in prop.diagnose(prop.test(far)[0])
