@@ -168,10 +168,11 @@ class EmergentProperty:
         (``moment_error``, in standard errors) is what failed.
         """
         if self.reached(pvalues):
+            size = "" if moment_error is None else f" ({moment_error:.3g} standard errors)"
             return (
                 "every constraint passes the paper's batch test, but the largest violation on "
-                f"the whole test sample is {moment_error:.3g} standard errors, or the entropy "
-                "the violations buy is measurable (history_: moment_error, H_corrected)"
+                f"the whole test sample{size} is outside its noise, or the entropy the "
+                "violations buy is measurable (history_: moment_error, H_corrected)"
             )
         low, high = (None, None) if statistic_range is None else statistic_range
         level = self.alpha / len(pvalues)

@@ -12,13 +12,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tensorflow as tf
-from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 
 from benchmarks import scale
 from sklearn_epi import ALParams, EPIEstimator, RealNVP
 from sklearn_epi.analysis import find_mode, maxent_reference
-from sklearn_epi.convergence import NOISE_ALLOWANCE, patience_ran_out
+from sklearn_epi.convergence import moment_error_bound, patience_ran_out
 from sklearn_epi.optimize import update_c, update_eta
 from sklearn_epi.property import EmergentProperty
 
@@ -228,7 +227,7 @@ def test_a_known_maximum_beyond_the_plane_is_reached_with_the_constraints_holdin
     assert est.converged_
     assert abs(est.entropy_ - h_star) < 0.1, (est.entropy_, h_star)
     errors = scale.sample_moment_errors(statistic, est.sample(100_000, random_state=1), mu, sigma2)
-    bound = NOISE_ALLOWANCE * stats.norm.isf(0.025 / errors.size)
+    bound = moment_error_bound(errors.size, 0.05)
     assert np.max(np.abs(errors)) < bound, (errors, bound)
     kept = est.history_.query("phase == 'test' and epoch == @est.epoch_").iloc[0]
     assert abs(kept["H_corrected"] - h_star) < 0.1, (kept["H_corrected"], h_star)
