@@ -28,6 +28,10 @@ Sections (``--sections``, default all):
   linear-Gaussian, a box product and a double-well product), defaults, per
   seed; hours on two cores at D = 400 and 800 (``--sizes`` picks D), so it
   runs only when named (or with ``--quick``).
+* ``plateau``: the RNN (N = 10 ... 100) run long past convergence, and the
+  entropy the defaults' kept epoch leaves against that plateau, per seed
+  and per stop rule; about an hour on two cores, so it also runs only when
+  named.
 * ``compile``: a new process's fixed cost before its first iteration
   (tracing and XLA compilation), with XLA's persistent cache empty and
   filled by a previous process.
@@ -57,8 +61,11 @@ SECTIONS = (
     "simulators",
     "peers",
     "scale",
+    "plateau",
     "compile",
 )
+#: Sections of hours on two cores: run only when named (or with --quick).
+LONG = ("scale", "plateau")
 COLUMNS = (
     "section",
     "benchmark",
@@ -147,6 +154,11 @@ def _run_section(name, args):
         from . import scale
 
         return scale.run(args.quick, args.sizes, args.seeds)
+    if name == "plateau":
+        from . import plateau
+
+        out = RESULTS / f"plateau_runs{args.suffix}.csv"
+        return plateau.run(args.quick, args.sizes, args.seeds, out)
     raise ValueError(f"unknown section {name!r}; choose from {', '.join(SECTIONS)}")
 
 
@@ -195,22 +207,25 @@ def main(argv=None):
         "--sections",
         nargs="+",
         choices=SECTIONS,
-        help="default: all but scale (hours); with --quick, all",
+        help=f"default: all but {' and '.join(LONG)} (hours); with --quick, all",
     )
     parser.add_argument("--quick", action="store_true", help="small versions of every section")
     parser.add_argument(
-        "--sizes", type=int, nargs="+", help="RNN sizes N (time, peers) or dimensions D (scale)"
+        "--sizes",
+        type=int,
+        nargs="+",
+        help="RNN sizes N (time, peers, plateau) or dimensions D (scale)",
     )
     parser.add_argument(
         "--seeds",
         type=int,
-        help="seeds per N (time, peers), per setting (maxent) or per problem (scale)",
+        help="seeds per N (time, peers, plateau), per setting (maxent) or per problem (scale)",
     )
     parser.add_argument("--csv", type=Path, help=f"output CSV (default {RESULTS}/latest.csv)")
     args = parser.parse_args(argv)
     args.suffix = "_quick" if args.quick else ""
     if args.sections is None:
-        args.sections = [s for s in SECTIONS if args.quick or s != "scale"]
+        args.sections = [s for s in SECTIONS if args.quick or s not in LONG]
     out = args.csv or RESULTS / f"latest{args.suffix}.csv"
 
     print(f"machine: {machine()}", flush=True)

@@ -125,7 +125,10 @@ class RNNStableAmplification:
 
     def __call__(self, z):
         """Return ``[real(lambda_1), lambda_1^s]``, shape (n, 2)."""
-        U, V = self.factors(z)
+        return self._eigenvalues(*self.factors(z))
+
+    def _eigenvalues(self, U, V):
+        """``[real(lambda_1), lambda_1^s]`` of ``W = U V^T`` from its factors, shape (n, 2)."""
         Wr = tf.matmul(V, U, transpose_a=True)  # (n, 2, 2), Eq. 66
         half_trace = 0.5 * (Wr[:, 0, 0] + Wr[:, 1, 1])
         det = Wr[:, 0, 0] * Wr[:, 1, 1] - Wr[:, 0, 1] * Wr[:, 1, 0]
