@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -29,8 +30,47 @@ def test_quick_benchmark_suite_runs_and_writes_its_table(tmp_path):
         "optimisations",
         "simulators",
         "scale",
+        "plateau",
         "compile",
     }
     assert set(table["section"]) >= sections
     throughput = table[table["section"] == "throughput"]
     assert (throughput["value"] > 0).all() and (throughput["baseline"] > 0).all()
+
+
+def test_plateau_applies_the_fits_stop_and_keep_rules_to_each_prefix():
+    from benchmarks import plateau
+
+    # (epoch, entropy, converged): the epoch-1 entropy is the span's start.
+    course = [
+        (1, 5.0, False),
+        (2, 1.0, True),
+        (3, 2.0, True),
+        (4, 9.0, False),  # the widest epoch fails the test: never kept
+        (5, 1.5, True),
+        (6, 2.5, True),
+        (7, 3.0, True),
+        (8, 2.0, True),
+        (9, 2.9, True),
+    ]
+    rows = [
+        {
+            "N": 10,
+            "seed": 0,
+            "epoch": e,
+            "iteration": 500 * e,
+            "entropy": h,
+            "converged": c,
+            "seconds": 10.0 * e,
+        }
+        for e, h, c in course
+    ]
+    (result,) = plateau.summarise(rows)
+    # patience 2: epoch 3 is the best converged when epoch 5 ends, two epochs on.
+    assert (result["p2_stop"], result["p2_kept"], result["p2_H"]) == (5, 3, 2.0)
+    assert result["p2_seconds"] == 50.0
+    # patience 4: new bests at 6 and 7, and only two epochs after 7: runs to the end.
+    assert np.isnan(result["p4_stop"]) and (result["p4_kept"], result["p4_H"]) == (7, 3.0)
+    # The plateau: the median of the last third (epochs 7-9), against the start's 5.0.
+    assert result["H_plateau"] == 2.9
+    assert result["p2_share"] == pytest.approx((2.9 - 2.0) / 2.1)
