@@ -84,10 +84,12 @@ class ALParams(BaseEstimator):
         hold, ``c`` stops growing and the entropy of later epochs either
         falls (the oscillator, the bimodal and ring known answers, the RNN
         with N = 2: the first converged epoch was the best, so the epochs
-        after it cost a third of the fit and bought nothing) or rises while
-        ``eta`` settles (the RNN with N = 10: 1 to 2 nats by epoch 25, with
-        dips of an epoch or two); ``benchmarks/README.md``, "Running on
-        after convergence", has the figures.
+        after it cost a third of the fit and bought nothing) or keeps rising
+        slowly, with dips of an epoch or two that end the fit (the paper's
+        RNN at N = 10 to 100: 0.25 to 1.6 nats per 10 epochs up to epoch
+        60-70); the user guide's "Reading convergence and the history" says
+        when to run on, and ``python -m benchmarks --sections plateau``
+        measures it.
 
     Examples
     --------
