@@ -30,7 +30,7 @@ Sections (``--sections``, default all):
   runs only when named (or with ``--quick``).
 * ``plateau``: the RNN (N = 10 ... 100) run long past convergence, and the
   entropy the defaults' kept epoch leaves against that plateau, per seed
-  and per stop rule; about an hour on two cores, so it also runs only when
+  and per stop rule; about two hours on two cores, so it also runs only when
   named.
 * ``compile``: a new process's fixed cost before its first iteration
   (tracing and XLA compilation), with XLA's persistent cache empty and
