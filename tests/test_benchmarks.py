@@ -74,3 +74,21 @@ def test_plateau_applies_the_fits_stop_and_keep_rules_to_each_prefix():
     # The plateau: the median of the last third (epochs 7-9), against the start's 5.0.
     assert result["H_plateau"] == 2.9
     assert result["p2_share"] == pytest.approx((2.9 - 2.0) / 2.1)
+
+
+def test_the_original_packages_statistic_is_ours_shifted_with_chi_redrawn_per_seed():
+    import tensorflow as tf
+
+    from benchmarks.original_epi import EPS, RedrawnRNN
+    from sklearn_epi.circuits import rnn_stable_amplification
+
+    z = np.random.default_rng(0).uniform(-1.0, 1.0, (6, 40)).astype(np.float32)
+    ours = rnn_stable_amplification(10, g=0.0)(z).numpy()
+    seed = tf.constant([1, 2])
+    # Without noise the original's statistic is ours with real(lambda_1) + 0.01.
+    shifted = RedrawnRNN(10, g=0.0)(z, seed=seed).numpy()
+    np.testing.assert_allclose(shifted - ours, np.tile([EPS, 0.0], (6, 1)), atol=1e-6)
+    # With noise, each seed draws its own chi for every sample.
+    noisy = RedrawnRNN(10, g=0.01)
+    np.testing.assert_array_equal(noisy(z, seed=seed).numpy(), noisy(z, seed=seed).numpy())
+    assert not np.allclose(noisy(z, seed=seed).numpy(), noisy(z, seed=tf.constant([3, 4])).numpy())
