@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import csv
 import time
-import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -100,9 +99,7 @@ def one_run(N, seed, max_epochs):
         n_jobs=None,
     )
     log = EpochLog(N, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        est.set_params(callbacks=[log]).fit(problem.mu, problem.sigma2)
+    problems.quiet_fit_seconds(est.set_params(callbacks=[log]), problem.mu, problem.sigma2)
     return log.rows
 
 
